@@ -1,0 +1,91 @@
+// vila/backend/cpu.hpp — the CPU backend: xtensor storage, OpenMP loops, Eigen GEMM.
+//
+// A backend is a tag type with static members; kernels are written once as VILA_HOST_DEVICE
+// functors over an index and run through `parallel_for`, so the same math serves every backend.
+// Required members (the Thrust backend has the same):
+//   template <class T> using storage        owning N-d array of T
+//   resize(storage&, shape) / data(storage&) / upload / download / fill
+//   parallel_for(n, f)                      f(i) for i in [0, n), in any order, maybe in parallel
+//   sum(p, n)                               sum of n values
+//   gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+//                                           row-major C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "../config.hpp"
+#include "../core/shape.hpp"
+#include "../detail/xtensor_compat.hpp"
+
+namespace vila::backend {
+
+struct cpu {
+    static constexpr const char* name = "cpu";
+
+    /// xtensor's row-major N-d container owns the memory; Eigen maps view it for the math.
+    template <class T>
+    using storage = xt::xarray<T, xt::layout_type::row_major>;
+
+    template <class T>
+    static void resize(storage<T>& s, const shape_t& shape) {
+        std::vector<std::size_t> ext(shape.begin(), shape.end());
+        if (static_cast<index_t>(s.size()) == numel(shape)) s.reshape(ext);  // keeps the buffer
+        else s.resize(ext);
+    }
+    template <class T>
+    static T* data(storage<T>& s) noexcept { return s.data(); }
+    template <class T>
+    static const T* data(const storage<T>& s) noexcept { return s.data(); }
+    template <class T>
+    static void upload(T* dst, const T* host, index_t n) {
+        if (n) std::memcpy(dst, host, static_cast<std::size_t>(n) * sizeof(T));
+    }
+    template <class T>
+    static void download(T* host, const T* src, index_t n) {
+        if (n) std::memcpy(host, src, static_cast<std::size_t>(n) * sizeof(T));
+    }
+    template <class T>
+    static void fill(T* p, index_t n, T value) { std::fill(p, p + n, value); }
+
+    template <class F>
+    static void parallel_for(index_t n, const F& f) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (n > 1)
+#endif
+        for (index_t i = 0; i < n; ++i) f(i);
+    }
+
+    template <class T>
+    static T sum(const T* p, index_t n) {
+        double acc = 0;  // double accumulator: the sums here (losses, counts) are short
+#if defined(_OPENMP)
+#pragma omp parallel for reduction(+ : acc) schedule(static) if (n > 4096)
+#endif
+        for (index_t i = 0; i < n; ++i) acc += static_cast<double>(p[i]);
+        return static_cast<T>(acc);
+    }
+
+    /// Row-major GEMM through Eigen (which calls BLAS when EIGEN_USE_BLAS is defined).
+    template <class T>
+    static void gemm(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* A,
+                     index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+        using mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        using cmap = Eigen::Map<const mat, Eigen::Unaligned, Eigen::OuterStride<>>;
+        Eigen::Map<mat, Eigen::Unaligned, Eigen::OuterStride<>> c(C, M, N, Eigen::OuterStride<>(ldc));
+        if (M == 0 || N == 0) return;
+        if (beta == T(0)) c.setZero();
+        else if (beta != T(1)) c *= beta;
+        if (K == 0) return;
+        cmap a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));  // stored op(A) or op(A)^T
+        cmap b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
+        if (!ta && !tb) c.noalias() += alpha * a * b;
+        else if (!ta && tb) c.noalias() += alpha * a * b.transpose();
+        else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
+        else c.noalias() += alpha * a.transpose() * b.transpose();
+    }
+};
+
+}  // namespace vila::backend

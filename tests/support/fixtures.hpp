@@ -1,0 +1,54 @@
+// Loading of the committed PyTorch fixtures (tests/fixtures/*.json, made by make_*.py there).
+#pragma once
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <vila/vila.hpp>
+
+namespace vila::test {
+
+inline std::string fixture_path(const std::string& name) { return std::string(VILA_TEST_DATA_DIR) + "/" + name; }
+
+/// Parsed once per process.
+inline const nlohmann::json& load_json_fixture(const std::string& name) {
+    static std::map<std::string, nlohmann::json> cache;
+    auto it = cache.find(name);
+    if (it != cache.end()) return it->second;
+    std::ifstream in(fixture_path(name));
+    if (!in) throw io_error("cannot open fixture " + fixture_path(name));
+    return cache[name] = nlohmann::json::parse(in);
+}
+
+template <class T, class B>
+tensor<T, B> tensor_from_json(const nlohmann::json& j) {
+    shape_t shape = j.at("shape").get<shape_t>();
+    std::vector<T> data;
+    for (const auto& v : j.at("data")) data.push_back(static_cast<T>(v.get<double>()));
+    return tensor<T, B>::from_host(shape, data);
+}
+
+/// Elementwise |a - b| <= atol + rtol |b|; reports the worst element on failure.
+template <class T, class B, class U, class C>
+void require_close(const tensor<T, B>& a, const tensor<U, C>& b, double atol, double rtol, const std::string& what) {
+    INFO(what);
+    REQUIRE(to_string(a.shape()) == to_string(b.shape()));
+    const auto ha = a.to_host();
+    const auto hb = b.to_host();
+    double worst = 0;
+    std::size_t at = 0;
+    bool ok = true;
+    for (std::size_t i = 0; i < ha.size(); ++i) {
+        const double d = std::abs(double(ha[i]) - double(hb[i]));
+        const double excess = d - (atol + rtol * std::abs(double(hb[i])));
+        if (excess > 0) ok = false;
+        if (d > worst) worst = d, at = i;
+    }
+    INFO("max |diff| = " << worst << " at flat index " << at);
+    CHECK(ok);
+}
+
+}  // namespace vila::test
