@@ -43,7 +43,9 @@ void check_gradients(const std::string& name, dmap<B>& inputs,
         return s;
     };
     const dmap<B> analytic = backward(inputs, r);
-    for (auto& [key, t] : inputs) {
+    for (auto& entry : inputs) {
+        const std::string key = entry.first;  // named copy: clang 14 cannot capture bindings in INFO
+        tensor<double, B>& t = entry.second;
         std::vector<double> x = t.to_host();
         const std::vector<double> a = analytic.at(key).to_host();
         REQUIRE(a.size() == x.size());
