@@ -189,6 +189,10 @@ public:
     const bpe& model() const noexcept { return model_; }
     const std::string& source() const noexcept { return source_; }
 
+    /// The ids the post-processor puts around a sequence when add_special_tokens is set.
+    const std::vector<token_id>& special_prefix() const noexcept { return wrapping_.prefix; }
+    const std::vector<token_id>& special_suffix() const noexcept { return wrapping_.suffix; }
+
     /// From tokenizer_config.json when present (e.g. "<s>", "</s>").
     std::optional<token_id> bos_id() const { return bos_; }
     std::optional<token_id> eos_id() const { return eos_; }
