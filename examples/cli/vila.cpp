@@ -1,6 +1,7 @@
 // vila — the command line of vila.hpp (docs/cli.md).
 //
 //   vila tokenize --tokenizer PATH [--input FILE] [--name NAME] [--decode]
+//   vila train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR
 //
 // Every subcommand reads and writes JSON Lines, exits non-zero with one clear line on bad input,
 // and never leaves a half-written output line.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <vila/tokenizer/bpe_trainer.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
 #include <vila/vila.hpp>
 
@@ -30,11 +32,19 @@ const char* const usage_text =
     "  tokenize --tokenizer PATH --decode [--input FILE] [--name NAME]\n"
     "      reads JSONL {\"ids\": [...], \"skip_special_tokens\": bool}; writes {\"tokenizer\", \"ids\",\n"
     "      \"skip_special_tokens\", \"decoded\"}\n"
+    "  train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR [--min-frequency N]\n"
+    "                  [--special TOKEN]...\n"
+    "      trains a byte-level BPE on the lines of the files; writes DIR/tokenizer.json\n"
     "  PATH is a folder with tokenizer.json (and tokenizer_config.json) or a tokenizer.json file;\n"
     "  NAME (default: the folder's name) is copied into every output line; input defaults to stdin.\n";
 
 struct args {
     std::vector<std::string> v;
+    std::vector<std::string> take_all(const std::string& flag) {
+        std::vector<std::string> out;
+        for (std::string v; !(v = take(flag)).empty();) out.push_back(v);
+        return out;
+    }
     std::string take(const std::string& flag) {
         for (std::size_t i = 0; i < v.size(); ++i)
             if (v[i] == flag) {
@@ -134,6 +144,34 @@ int cmd_tokenize(args a) {
     return 0;
 }
 
+int cmd_train_tokenizer(args a) {
+    const auto inputs = a.take_all("--input");
+    const std::string out = a.take("--out");
+    const std::string vs = a.take("--vocab-size");
+    const std::string mf = a.take("--min-frequency");
+    auto specials = a.take_all("--special");
+    a.done();
+    if (inputs.empty() || out.empty() || vs.empty()) throw usage_error("train-tokenizer needs --input, --vocab-size and --out");
+    vila::tokenizer::bpe_trainer_options opt;
+    try {
+        opt.vocab_size = std::stoul(vs);
+        if (!mf.empty()) opt.min_frequency = std::stoull(mf);
+    } catch (const std::exception&) {
+        throw usage_error("--vocab-size and --min-frequency take positive integers");
+    }
+    if (!specials.empty()) opt.special_tokens = specials;
+    opt.progress = [](std::size_t done, std::size_t wanted) {
+        std::fprintf(stderr, "merges %zu/%zu\n", done, wanted);
+    };
+    vila::tokenizer::bpe_trainer trainer(opt);
+    std::vector<std::filesystem::path> files(inputs.begin(), inputs.end());
+    trainer.feed_files(files);
+    std::fprintf(stderr, "%zu distinct words\n", trainer.distinct_words());
+    trainer.train_and_save(out);
+    std::fprintf(stderr, "wrote %s/tokenizer.json\n", out.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,6 +183,7 @@ int main(int argc, char** argv) {
         const std::string cmd = argv[1];
         args a{std::vector<std::string>(argv + 2, argv + argc)};
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
+        if (cmd == "train-tokenizer") return cmd_train_tokenizer(std::move(a));
         throw usage_error("unknown command '" + cmd + "'");
     } catch (const usage_error& e) {
         std::fflush(stdout);
