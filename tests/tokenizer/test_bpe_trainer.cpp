@@ -44,7 +44,11 @@ TEST_CASE("trainer: merges lower the token count and respect the vocabulary size
     tokenizer::bpe_trainer trainer(opt);
     for (int i = 0; i < 50; ++i) trainer.feed("the cat sat on the mat with the other cat");
     const auto j = trainer.train();
-    CHECK(j.at("model").at("vocab").size() == 300);
+    // a 9-word corpus runs out of pairs seen twice before 300: training stops early, never beyond
+    const auto size = j.at("model").at("vocab").size();
+    CHECK(size > 257);
+    CHECK(size <= 300);
+    CHECK(j.at("model").at("merges").size() == size - 257);
     const auto tok = tokenizer::tokenizer::from_json(j, "trained");
     CHECK(tok.encode(" the cat", false).size() <= 2);
     tokenizer::bpe_trainer_options tiny;
