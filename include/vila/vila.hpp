@@ -29,3 +29,7 @@
 #include "nn/rms_norm.hpp"
 #include "nn/rope.hpp"
 #include "nn/softmax.hpp"
+
+#include "tokenizer/bpe_trainer.hpp"
+#include "tokenizer/chat_template.hpp"
+#include "tokenizer/tokenizer.hpp"

@@ -401,4 +401,7 @@ private:
     std::unique_ptr<shared_state> shared_ = std::make_unique<shared_state>();
 };
 
+/// Loads a tokenizer folder or tokenizer.json (shorthand for tokenizer::load).
+inline tokenizer load(const std::filesystem::path& path) { return tokenizer::load(path); }
+
 }  // namespace vila::tokenizer
