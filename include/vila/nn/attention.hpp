@@ -32,8 +32,9 @@ namespace detail {
 struct attention_dims {
     index_t batch, T, S, H, KVH, Dh;
     bool causal;
+    index_t S_stride;  // tokens per batch row in k, v and the mask (>= S with a KV cache)
     VILA_HOST_DEVICE bool visible(const std::int32_t* mask, index_t b, index_t i, index_t j) const {
-        return (!causal || j <= i + (S - T)) && (!mask || mask[b * S + j] != 0);
+        return (!causal || j <= i + (S - T)) && (!mask || mask[b * S_stride + j] != 0);
     }
 };
 
@@ -54,7 +55,7 @@ struct attention_fwd_row {
         bool seen = false;
         for (index_t j = 0; j < d.S; ++j) {
             if (!d.visible(mask, b, i, j)) continue;
-            const T* kj = k + ((b * d.S + j) * d.KVH + kvh) * d.Dh;
+            const T* kj = k + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
             T s = 0;
             for (index_t c = 0; c < d.Dh; ++c) s += qi[c] * kj[c];
             p[j] = s * scale;
@@ -71,7 +72,7 @@ struct attention_fwd_row {
         for (index_t j = 0; j < d.S; ++j) {
             p[j] *= inv;
             if (p[j] == T(0)) continue;
-            const T* vj = v + ((b * d.S + j) * d.KVH + kvh) * d.Dh;
+            const T* vj = v + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
             for (index_t c = 0; c < d.Dh; ++c) o[c] += p[j] * vj[c];
         }
     }
@@ -95,8 +96,8 @@ struct attention_dq_row {
         if (!dq) return;
         for (index_t j = 0; j < d.S; ++j) {
             if (p[j] == T(0)) continue;
-            const T* vj = v + ((b * d.S + j) * d.KVH + kvh) * d.Dh;
-            const T* kj = k + ((b * d.S + j) * d.KVH + kvh) * d.Dh;
+            const T* vj = v + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
+            const T* kj = k + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
             T dp = 0;
             for (index_t c = 0; c < d.Dh; ++c) dp += doi[c] * vj[c];
             const T ds = p[j] * (dp - D) * scale;
@@ -114,7 +115,7 @@ struct attention_dkv_row {
     VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = (b * KVH + kvh) * S + j
         const index_t j = idx % d.S, kvh = (idx / d.S) % d.KVH, b = idx / (d.S * d.KVH);
         const index_t group = d.H / d.KVH;
-        const index_t kv_off = ((b * d.S + j) * d.KVH + kvh) * d.Dh;
+        const index_t kv_off = ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
         const T* vj = v + kv_off;
         for (index_t h = kvh * group; h < (kvh + 1) * group; ++h) {
             for (index_t i = 0; i < d.T; ++i) {
@@ -148,15 +149,23 @@ attention_dims attention_check(const char* where, const attention_config& cfg, c
     check_shapes(k.dim(1) >= q.dim(1) || !cfg.causal, where, "q", q.shape(), "k", k.shape(),
                  "disagree: causal attention needs at least as many keys as queries");
     if (mask) check_shape(where, "key_mask", mask->shape(), {q.dim(0), k.dim(1)});
-    return {q.dim(0), q.dim(1), k.dim(1), cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.causal};
+    return {q.dim(0), q.dim(1), k.dim(1), cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.causal, k.dim(1)};
 }
 }  // namespace detail
 
+/// `kv_len` (optional): only the first kv_len keys of k, v (and the mask) exist, as in a KV
+/// cache allocated for more tokens than it holds; probs is then [B, H, T, kv_len].
 template <class T, class B>
 void attention_forward(const attention_config& cfg, const tensor<T, B>& q, const tensor<T, B>& k,
                        const tensor<T, B>& v, const tensor<std::int32_t, B>* key_mask, tensor<T, B>& out,
-                       tensor<T, B>& probs) {
-    const auto d = detail::attention_check("vila::nn::attention", cfg, q, k, v, key_mask);
+                       tensor<T, B>& probs, index_t kv_len = -1) {
+    auto d = detail::attention_check("vila::nn::attention", cfg, q, k, v, key_mask);
+    if (kv_len >= 0) {
+        if (kv_len > d.S || (cfg.causal && kv_len < d.T))
+            throw shape_error("vila::nn::attention: kv_len " + std::to_string(kv_len) + " outside [" + std::to_string(d.T) +
+                              ", " + std::to_string(d.S) + "] for k " + to_string(k.shape()));
+        d.S = kv_len;
+    }
     out.ensure_shape(q.shape());
     probs.ensure_shape({d.batch, d.H, d.T, d.S});
     B::parallel_for(d.batch * d.H * d.T,

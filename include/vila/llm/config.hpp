@@ -1,0 +1,227 @@
+// vila/llm/config.hpp — HF config.json -> the runtime configuration of a LLaMA-family decoder.
+//
+// Architectures: LlamaForCausalLM (LLaMA-2/3, Vicuna, Sheared-LLaMA), MistralForCausalLM
+// (without sliding window), Qwen2ForCausalLM (q/k/v biases). rope_scaling: none/"default",
+// "linear", "llama3". A missing required key, an unknown architecture or a setting that changes
+// the math in a way vila does not implement throws vila::config_error naming the file and key.
+#pragma once
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/shape.hpp"
+#include "../error.hpp"
+
+namespace vila::llm {
+
+struct rope_scaling {
+    std::string type = "default";  // default | linear | llama3
+    double factor = 1.0;
+    double low_freq_factor = 1.0, high_freq_factor = 4.0;
+    double original_max_position_embeddings = 8192;
+};
+
+struct llama_config {
+    std::string architecture = "LlamaForCausalLM";
+    std::string model_type = "llama";
+    index_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
+    index_t num_attention_heads = 0, num_key_value_heads = 0, head_dim = 0;
+    index_t vocab_size = 0, max_position_embeddings = 2048;
+    double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+    rope_scaling scaling;
+    bool tie_word_embeddings = false;
+    bool attention_bias = false;  // q, k, v, o biases (LLaMA option)
+    bool qkv_bias = false;        // q, k, v biases only (Qwen2)
+    bool mlp_bias = false;
+    std::vector<index_t> eos_token_ids;
+    index_t bos_token_id = -1;
+
+    /// RoPE inverse frequencies [head_dim / 2] after rope_scaling (HF's computation, in double
+    /// then rounded: matches HF's float32 table to an ulp).
+    std::vector<double> inv_freq() const {
+        std::vector<double> f(std::size_t(head_dim / 2));
+        for (index_t i = 0; i < head_dim / 2; ++i) {
+            // HF: 1 / base ** (arange(0, dim, 2).float() / dim), all in float32
+            const float e = float(2 * i) / float(head_dim);
+            f[std::size_t(i)] = double(1.0f / std::pow(float(rope_theta), e));
+        }
+        if (scaling.type == "linear") {
+            for (auto& x : f) x = double(float(x) / float(scaling.factor));
+        } else if (scaling.type == "llama3") {
+            const double pi = 3.14159265358979323846;
+            const double low_wavelen = scaling.original_max_position_embeddings / scaling.low_freq_factor;
+            const double high_wavelen = scaling.original_max_position_embeddings / scaling.high_freq_factor;
+            for (auto& x : f) {
+                const double wavelen = 2 * pi / x;
+                if (wavelen < high_wavelen) continue;  // high frequency: unchanged
+                if (wavelen > low_wavelen) {
+                    x = x / scaling.factor;  // low frequency: scaled
+                    continue;
+                }
+                const double smooth = (scaling.original_max_position_embeddings / wavelen - scaling.low_freq_factor) /
+                                      (scaling.high_freq_factor - scaling.low_freq_factor);
+                x = (1 - smooth) * x / scaling.factor + smooth * x;
+            }
+        }
+        return f;
+    }
+
+    /// Parameters in the model (embedding, layers, norm, untied head).
+    index_t parameter_count() const {
+        const index_t D = hidden_size, F = intermediate_size, KV = num_key_value_heads * head_dim, Q = num_attention_heads * head_dim;
+        index_t layer = D * Q + 2 * D * KV + Q * D + 3 * D * F + 2 * D;
+        if (attention_bias) layer += Q + 2 * KV + D;
+        else if (qkv_bias) layer += Q + 2 * KV;
+        if (mlp_bias) layer += 2 * F + D;
+        return vocab_size * D * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + D;
+    }
+
+    static llama_config from_json(const nlohmann::json& j, const std::string& file) {
+        auto fail = [&](const std::string& key, const std::string& why) -> void {
+            throw config_error(file + ": " + key + ": " + why);
+        };
+        if (!j.is_object()) throw config_error(file + ": expected a JSON object");
+        llama_config c;
+        if (j.contains("architectures")) {
+            if (!j["architectures"].is_array() || j["architectures"].empty() || !j["architectures"][0].is_string())
+                fail("architectures", "expected a list of names");
+            c.architecture = j["architectures"][0].get<std::string>();
+        }
+        if (c.architecture != "LlamaForCausalLM" && c.architecture != "Qwen2ForCausalLM" && c.architecture != "MistralForCausalLM")
+            fail("architectures", "unsupported architecture '" + c.architecture +
+                                      "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+        c.model_type = j.value("model_type", c.architecture == "Qwen2ForCausalLM" ? std::string("qwen2") : std::string("llama"));
+        auto req_int = [&](const char* key) -> index_t {
+            if (!j.contains(key)) fail(key, "missing (required)");
+            if (!j[key].is_number_integer() || j[key].get<long long>() <= 0) fail(key, "expected a positive integer, got " + j[key].dump());
+            return j[key].get<index_t>();
+        };
+        auto opt_num = [&](const char* key, double def) -> double {
+            if (!j.contains(key) || j[key].is_null()) return def;
+            if (!j[key].is_number()) fail(key, "expected a number, got " + j[key].dump());
+            return j[key].get<double>();
+        };
+        auto opt_bool = [&](const char* key, bool def) -> bool {
+            if (!j.contains(key) || j[key].is_null()) return def;
+            if (!j[key].is_boolean()) fail(key, "expected true or false, got " + j[key].dump());
+            return j[key].get<bool>();
+        };
+        c.hidden_size = req_int("hidden_size");
+        c.intermediate_size = req_int("intermediate_size");
+        c.num_hidden_layers = req_int("num_hidden_layers");
+        c.num_attention_heads = req_int("num_attention_heads");
+        c.vocab_size = req_int("vocab_size");
+        c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? req_int("num_key_value_heads")
+                                                                                                         : c.num_attention_heads;
+        c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? req_int("head_dim") : c.hidden_size / c.num_attention_heads;
+        if (c.num_attention_heads % c.num_key_value_heads)
+            fail("num_key_value_heads", std::to_string(c.num_key_value_heads) + " does not divide num_attention_heads " +
+                                            std::to_string(c.num_attention_heads));
+        if (c.head_dim % 2) fail("head_dim", "must be even for rotary embeddings");
+        if (j.contains("max_position_embeddings")) c.max_position_embeddings = req_int("max_position_embeddings");
+        c.rms_norm_eps = opt_num("rms_norm_eps", 1e-6);
+        c.rope_theta = opt_num("rope_theta", 10000.0);
+        c.tie_word_embeddings = opt_bool("tie_word_embeddings", false);
+        c.attention_bias = opt_bool("attention_bias", false);
+        c.mlp_bias = opt_bool("mlp_bias", false);
+        c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
+        const std::string act = j.value("hidden_act", std::string("silu"));
+        if (act != "silu") fail("hidden_act", "'" + act + "' is not supported (LLaMA-family models use silu)");
+        if (opt_bool("use_sliding_window", false)) fail("use_sliding_window", "sliding-window attention is not supported");
+        if (c.architecture == "MistralForCausalLM" && j.contains("sliding_window") && !j["sliding_window"].is_null() &&
+            j["sliding_window"].get<double>() < double(c.max_position_embeddings))
+            fail("sliding_window", "sliding-window attention is not supported");
+        if (j.contains("layer_types") && j["layer_types"].is_array())
+            for (const auto& t : j["layer_types"])
+                if (t != "full_attention") fail("layer_types", "only full_attention layers are supported, got " + t.dump());
+        // transformers >= 5 writes "rope_parameters" (rope_theta inside); 4.x "rope_theta" + "rope_scaling"
+        const char* rope_key = j.contains("rope_parameters") && !j["rope_parameters"].is_null() ? "rope_parameters" : "rope_scaling";
+        if (std::string(rope_key) == "rope_parameters" && j[rope_key].is_object() && j[rope_key].contains("rope_theta")) {
+            if (!j[rope_key]["rope_theta"].is_number()) fail("rope_parameters.rope_theta", "expected a number");
+            c.rope_theta = j[rope_key]["rope_theta"].get<double>();
+        }
+        if (j.contains(rope_key) && !j[rope_key].is_null()) {
+            const auto& r = j[rope_key];
+            if (!r.is_object()) fail(rope_key, "expected an object or null");
+            c.scaling.type = r.value("rope_type", r.value("type", std::string("default")));
+            auto num = [&](const char* key, double def) {
+                if (!r.contains(key)) return def;
+                if (!r[key].is_number()) fail(std::string(rope_key) + "." + key, "expected a number");
+                return r[key].get<double>();
+            };
+            c.scaling.factor = num("factor", 1.0);
+            if (c.scaling.type == "llama3") {
+                c.scaling.low_freq_factor = num("low_freq_factor", 1.0);
+                c.scaling.high_freq_factor = num("high_freq_factor", 4.0);
+                c.scaling.original_max_position_embeddings = num("original_max_position_embeddings", 8192);
+            } else if (c.scaling.type != "linear" && c.scaling.type != "default") {
+                fail(std::string(rope_key) + ".rope_type", "'" + c.scaling.type + "' is not supported (default, linear, llama3)");
+            }
+        }
+        auto ids_of = [&](const char* key) {
+            std::vector<index_t> out;
+            if (!j.contains(key) || j[key].is_null()) return out;
+            if (j[key].is_number_integer()) out.push_back(j[key].get<index_t>());
+            else if (j[key].is_array())
+                for (const auto& v : j[key]) out.push_back(v.get<index_t>());
+            return out;
+        };
+        c.eos_token_ids = ids_of("eos_token_id");
+        const auto bos = ids_of("bos_token_id");
+        if (!bos.empty()) c.bos_token_id = bos[0];
+        return c;
+    }
+
+    static llama_config load(const std::filesystem::path& path) {
+        const auto file = std::filesystem::is_directory(path) ? path / "config.json" : path;
+        std::ifstream in(file);
+        if (!in) throw io_error("cannot open " + file.string());
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception& e) {
+            throw config_error(file.string() + ": invalid JSON: " + e.what());
+        }
+        return from_json(j, file.string());
+    }
+
+    nlohmann::json to_json() const {
+        nlohmann::json j = {{"architectures", {architecture}},
+                            {"model_type", model_type},
+                            {"hidden_size", hidden_size},
+                            {"intermediate_size", intermediate_size},
+                            {"num_hidden_layers", num_hidden_layers},
+                            {"num_attention_heads", num_attention_heads},
+                            {"num_key_value_heads", num_key_value_heads},
+                            {"head_dim", head_dim},
+                            {"vocab_size", vocab_size},
+                            {"max_position_embeddings", max_position_embeddings},
+                            {"rms_norm_eps", rms_norm_eps},
+                            {"rope_theta", rope_theta},
+                            {"tie_word_embeddings", tie_word_embeddings},
+                            {"hidden_act", "silu"},
+                            {"torch_dtype", "float32"}};
+        if (architecture != "Qwen2ForCausalLM") {
+            j["attention_bias"] = attention_bias;
+            j["mlp_bias"] = mlp_bias;
+        }
+        if (scaling.type == "linear") j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", scaling.factor}};
+        else if (scaling.type == "llama3")
+            j["rope_scaling"] = {{"rope_type", "llama3"},
+                                 {"factor", scaling.factor},
+                                 {"low_freq_factor", scaling.low_freq_factor},
+                                 {"high_freq_factor", scaling.high_freq_factor},
+                                 {"original_max_position_embeddings", scaling.original_max_position_embeddings}};
+        else j["rope_scaling"] = nullptr;
+        if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
+        if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids[0];
+        else if (!eos_token_ids.empty()) j["eos_token_id"] = eos_token_ids;
+        return j;
+    }
+};
+
+}  // namespace vila::llm
