@@ -1,0 +1,187 @@
+// vila/llm/generate.hpp — text generation: a KV cache, sampling, streaming.
+//
+// The prompt is prefilled in one batched forward pass that fills the cache; each new token then
+// costs one single-position pass attending to the cached keys and values. Sampling follows HF's
+// processor order: repetition penalty, temperature, top-k, top-p, then a draw from vila::rng
+// (seeded, so a seed reproduces the text); temperature 0 is greedy.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+#include "../core/rng.hpp"
+#include "llama.hpp"
+
+namespace vila::llm {
+
+struct generate_options {
+    int max_new_tokens = 64;
+    double temperature = 0.0;          // 0: greedy
+    int top_k = 0;                     // 0: off
+    double top_p = 1.0;                // 1: off
+    double repetition_penalty = 1.0;   // 1: off (HF: divide positive logits, multiply negative ones)
+    std::uint64_t seed = 0;
+    std::vector<std::int32_t> stop_tokens;  // generation ends after emitting one of these
+};
+
+/// Keys and values of every layer for one sequence (batch 1), allocated for `capacity` tokens.
+template <class T, class B = backend::cpu>
+class kv_cache {
+public:
+    kv_cache(const llama_config& c, index_t capacity) : capacity_(capacity) {
+        const index_t kv = c.num_key_value_heads * c.head_dim;
+        for (index_t l = 0; l < c.num_hidden_layers; ++l) {
+            k_.emplace_back(shape_t{1, capacity, kv});
+            v_.emplace_back(shape_t{1, capacity, kv});
+        }
+    }
+    index_t size() const noexcept { return len_; }
+    index_t capacity() const noexcept { return capacity_; }
+    void clear() noexcept { len_ = 0; }
+    tensor<T, B>& k(std::size_t l) { return k_[l]; }
+    tensor<T, B>& v(std::size_t l) { return v_[l]; }
+    void advance(index_t n) { len_ += n; }
+
+private:
+    index_t capacity_, len_ = 0;
+    std::vector<tensor<T, B>> k_, v_;
+};
+
+namespace detail {
+template <class T>
+struct copy_rows {  // dst[(offset + t) * width + c] = src[t * width + c]
+    const T* src;
+    T* dst;
+    index_t width, offset;
+    VILA_HOST_DEVICE void operator()(index_t i) const { dst[offset * width + i] = src[i]; }
+};
+}  // namespace detail
+
+/// Runs ids [1, T] through the model using and extending the cache; returns logits [1, T, V].
+template <class T, class B>
+class cached_runner {
+public:
+    explicit cached_runner(llama<T, B>& m) : m_(m) {}
+
+    const tensor<T, B>& forward(const tensor<std::int32_t, B>& ids, kv_cache<T, B>& cache) {
+        const auto& c = m_.config;
+        check_shape("vila::llm::generate", "ids", ids.shape(), {1, any});
+        const index_t Tn = ids.dim(1), start = cache.size();
+        if (start + Tn > cache.capacity())
+            throw error("vila::llm::generate: " + std::to_string(start + Tn) + " tokens exceed the KV cache's " +
+                        std::to_string(cache.capacity()));
+        std::vector<std::int32_t> p(static_cast<std::size_t>(Tn));
+        std::iota(p.begin(), p.end(), std::int32_t(start));
+        pos_ = tensor<std::int32_t, B>::from_host({1, Tn}, p);
+        nn::embedding_forward(ids, m_.embed_tokens.weight.value, h_);
+        for (std::size_t l = 0; l < m_.layers.size(); ++l) {
+            auto& L = m_.layers[l];
+            nn::rms_norm_forward(h_, L.input_layernorm.weight.value, L.input_layernorm.eps, n_, rstd_);
+            L.q_proj.forward(n_, q_);
+            L.k_proj.forward(n_, k_);
+            L.v_proj.forward(n_, v_);
+            nn::rope_forward(q_, pos_, m_.rope_inv_freq(), qr_);
+            nn::rope_forward(k_, pos_, m_.rope_inv_freq(), kr_);
+            const index_t kvw = c.num_key_value_heads * c.head_dim;
+            B::parallel_for(Tn * kvw, detail::copy_rows<T>{kr_.data(), cache.k(l).data(), kvw, start});
+            B::parallel_for(Tn * kvw, detail::copy_rows<T>{v_.data(), cache.v(l).data(), kvw, start});
+            nn::attention_forward(m_.attention, qr_, cache.k(l), cache.v(l), (const tensor<std::int32_t, B>*)nullptr, a_, probs_,
+                                  start + Tn);
+            L.o_proj.forward(a_, o_);
+            nn::residual_forward(h_, o_, h1_);
+            nn::rms_norm_forward(h1_, L.post_attention_layernorm.weight.value, L.post_attention_layernorm.eps, n_, rstd_);
+            L.gate_proj.forward(n_, g_);
+            L.up_proj.forward(n_, u_);
+            nn::swiglu_forward(g_, u_, mlp_);
+            L.down_proj.forward(mlp_, o_);
+            nn::residual_forward(h1_, o_, h_);
+        }
+        cache.advance(Tn);
+        nn::rms_norm_forward(h_, m_.norm.weight.value, m_.norm.eps, n_, rstd_);
+        if (c.tie_word_embeddings) nn::linear_forward(n_, m_.embed_tokens.weight.value, (const tensor<T, B>*)nullptr, logits_);
+        else m_.lm_head.forward(n_, logits_);
+        return logits_;
+    }
+
+private:
+    llama<T, B>& m_;
+    tensor<std::int32_t, B> pos_;
+    tensor<T, B> h_, n_, rstd_, q_, k_, v_, qr_, kr_, a_, probs_, o_, h1_, g_, u_, mlp_, logits_;
+};
+
+/// Chooses the next token from one row of logits (the context feeds the repetition penalty).
+inline std::int32_t sample_token(std::vector<float> logits, const std::vector<std::int32_t>& context, const generate_options& o,
+                                 rng& gen) {
+    const std::size_t V = logits.size();
+    if (o.repetition_penalty != 1.0)
+        for (std::int32_t t : context) {
+            if (t < 0 || std::size_t(t) >= V) continue;
+            float& x = logits[std::size_t(t)];
+            x = x > 0 ? float(x / o.repetition_penalty) : float(x * o.repetition_penalty);
+        }
+    if (o.temperature <= 0) return std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    for (auto& x : logits) x = float(x / o.temperature);
+    std::vector<std::int32_t> idx(V);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](std::int32_t a, std::int32_t b) { return logits[std::size_t(a)] > logits[std::size_t(b)]; });
+    std::size_t keep = V;
+    if (o.top_k > 0) keep = std::min(keep, std::size_t(o.top_k));
+    const float mx = logits[std::size_t(idx[0])];
+    std::vector<double> prob(keep);
+    double total = 0;
+    for (std::size_t i = 0; i < keep; ++i) total += prob[i] = std::exp(double(logits[std::size_t(idx[i])] - mx));
+    if (o.top_p < 1.0) {  // smallest prefix whose probability reaches top_p (at least one token)
+        double acc = 0;
+        std::size_t n = 0;
+        while (n < keep) {
+            acc += prob[n] / total;
+            ++n;
+            if (acc >= o.top_p) break;
+        }
+        keep = n;
+        total = 0;
+        for (std::size_t i = 0; i < keep; ++i) total += prob[i];
+    }
+    double r = gen.uniform() * total;
+    for (std::size_t i = 0; i < keep; ++i) {
+        r -= prob[i];
+        if (r < 0) return idx[i];
+    }
+    return idx[keep - 1];
+}
+
+/// Generates up to max_new_tokens after `prompt` (batch 1). `on_token(id)` is called for each
+/// new token as soon as it exists (streaming) and may return false to stop. Returns the new ids.
+template <class T, class B>
+std::vector<std::int32_t> generate(llama<T, B>& model, const std::vector<std::int32_t>& prompt, const generate_options& o,
+                                   const std::function<bool(std::int32_t)>& on_token = nullptr) {
+    if (prompt.empty()) throw error("vila::llm::generate: empty prompt");
+    for (std::size_t i = 0; i < prompt.size(); ++i)
+        if (prompt[i] < 0 || prompt[i] >= model.config.vocab_size)
+            throw error("vila::llm::generate: prompt token " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
+                        " is outside the vocabulary [0, " + std::to_string(model.config.vocab_size) + ")");
+    const index_t capacity = index_t(prompt.size()) + o.max_new_tokens;
+    kv_cache<T, B> cache(model.config, capacity);
+    cached_runner<T, B> runner(model);
+    rng gen(o.seed);
+    std::vector<std::int32_t> context = prompt, out;
+    tensor<std::int32_t, B> ids = tensor<std::int32_t, B>::from_host({1, index_t(prompt.size())}, prompt);  // prefill
+    for (int step = 0; step < o.max_new_tokens; ++step) {
+        const auto& logits = runner.forward(ids, cache);
+        const index_t V = logits.dim(-1), Tn = logits.dim(1);
+        const auto all = logits.to_host();
+        std::vector<float> last(all.begin() + std::ptrdiff_t((Tn - 1) * V), all.begin() + std::ptrdiff_t(Tn * V));
+        const std::int32_t next = sample_token(std::move(last), context, o, gen);
+        out.push_back(next);
+        context.push_back(next);
+        if (on_token && !on_token(next)) break;
+        if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), next) != o.stop_tokens.end()) break;
+        ids = tensor<std::int32_t, B>::from_host({1, 1}, {next});
+    }
+    return out;
+}
+
+}  // namespace vila::llm
