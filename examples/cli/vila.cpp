@@ -2,17 +2,27 @@
 //
 //   vila tokenize --tokenizer PATH [--input FILE] [--name NAME] [--decode]
 //   vila train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR
+//   vila inspect --model DIR
+//   vila logits --model DIR (--ids 1,2,3 | --prompt TEXT) --out F.safetensors
+//   vila generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N --temperature T --top-k K
+//                 --top-p P --repetition-penalty R --seed S]
+//   vila perplexity --model DIR --text FILE
 //
 // Every subcommand reads and writes JSON Lines, exits non-zero with one clear line on bad input,
 // and never leaves a half-written output line.
 #include <cstdio>
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <vila/io/safetensors.hpp>
+#include <vila/llm/generate.hpp>
+#include <vila/llm/llama.hpp>
 #include <vila/tokenizer/bpe_trainer.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
 #include <vila/vila.hpp>
@@ -35,6 +45,15 @@ const char* const usage_text =
     "  train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR [--min-frequency N]\n"
     "                  [--special TOKEN]...\n"
     "      trains a byte-level BPE on the lines of the files; writes DIR/tokenizer.json\n"
+    "  inspect --model DIR\n"
+    "      config, parameter count, tensors (a model folder: config.json, safetensors, tokenizer files)\n"
+    "  logits --model DIR (--ids 1,2,3 | --prompt TEXT) --out F.safetensors\n"
+    "      writes tensor \"logits\" [tokens, vocab] (fp32)\n"
+    "  generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N] [--temperature T] [--top-k K]\n"
+    "           [--top-p P] [--repetition-penalty R] [--seed S]\n"
+    "      streams the continuation to stdout\n"
+    "  perplexity --model DIR --text FILE\n"
+    "      mean next-token loss and perplexity of the file's text\n"
     "  PATH is a folder with tokenizer.json (and tokenizer_config.json) or a tokenizer.json file;\n"
     "  NAME (default: the folder's name) is copied into every output line; input defaults to stdin.\n";
 
@@ -172,6 +191,152 @@ int cmd_train_tokenizer(args a) {
     return 0;
 }
 
+std::vector<std::int32_t> parse_ids(const std::string& s) {
+    std::vector<std::int32_t> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        std::size_t used = 0;
+        long long v;
+        try {
+            v = std::stoll(s.substr(i), &used);
+        } catch (const std::exception&) {
+            throw usage_error("--ids expects comma-separated integers, got '" + s + "'");
+        }
+        out.push_back(std::int32_t(v));
+        i += used;
+        if (i < s.size() && s[i] != ',') throw usage_error("--ids expects comma-separated integers, got '" + s + "'");
+        ++i;
+    }
+    if (out.empty()) throw usage_error("--ids is empty");
+    return out;
+}
+
+bool has_tokenizer(const std::string& dir) { return std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"); }
+
+/// Prompt ids from --ids or --prompt (the model folder's tokenizer, with its special tokens).
+std::vector<std::int32_t> prompt_ids(args& a, const std::string& model) {
+    const std::string ids = a.take("--ids"), prompt = a.take("--prompt");
+    if (ids.empty() == prompt.empty()) throw usage_error("give exactly one of --ids or --prompt");
+    if (!ids.empty()) return parse_ids(ids);
+    if (!has_tokenizer(model)) throw usage_error(model + " has no tokenizer.json: use --ids");
+    return vila::tokenizer::load(model).encode(prompt, true);
+}
+
+int cmd_inspect(args a) {
+    const std::string dir = a.take("--model");
+    a.done();
+    if (dir.empty()) throw usage_error("inspect needs --model DIR");
+    auto m = vila::llm::llama<float>::load(dir);
+    const auto& c = m.config;
+    std::printf("model: %s (%s)\n", dir.c_str(), c.architecture.c_str());
+    std::printf("  layers %lld, hidden %lld, intermediate %lld, heads %lld, kv heads %lld, head dim %lld\n", (long long)c.num_hidden_layers,
+                (long long)c.hidden_size, (long long)c.intermediate_size, (long long)c.num_attention_heads,
+                (long long)c.num_key_value_heads, (long long)c.head_dim);
+    std::printf("  vocab %lld, max positions %lld, rope theta %g (%s), rms eps %g, tied embeddings %s\n", (long long)c.vocab_size,
+                (long long)c.max_position_embeddings, c.rope_theta, c.scaling.type.c_str(), c.rms_norm_eps,
+                c.tie_word_embeddings ? "yes" : "no");
+    std::printf("  parameters: %lld (%.2f M)\n", (long long)m.parameter_count(), double(m.parameter_count()) / 1e6);
+    vila::io::safetensors_checkpoint ck(dir);
+    std::printf("tensors (%zu in %zu file%s):\n", ck.names().size(), ck.shard_count(), ck.shard_count() == 1 ? "" : "s");
+    for (const auto& n : ck.names()) {
+        const auto& i = ck.info(n);
+        std::printf("  %-60s %-5s %s\n", n.c_str(), vila::io::dtype_name(i.type), vila::to_string(i.shape).c_str());
+    }
+    if (has_tokenizer(dir)) {
+        const auto tok = vila::tokenizer::load(dir);
+        std::printf("tokenizer: %zu ids, %zu added tokens\n", tok.vocab_size(), tok.added_tokens().size());
+    }
+    return 0;
+}
+
+int cmd_logits(args a) {
+    const std::string dir = a.take("--model"), out = a.take("--out");
+    if (dir.empty() || out.empty()) throw usage_error("logits needs --model DIR and --out FILE");
+    const auto ids = prompt_ids(a, dir);
+    a.done();
+    auto m = vila::llm::llama<float>::load(dir);
+    const auto& logits = m.forward(vila::tensor<std::int32_t>::from_host({1, vila::index_t(ids.size())}, ids));
+    vila::io::save_safetensors(out, {{"logits", {{vila::index_t(ids.size()), m.config.vocab_size}, logits.to_host()}}},
+                               {{"format", "pt"}});
+    std::fprintf(stderr, "wrote logits [%zu, %lld] to %s\n", ids.size(), (long long)m.config.vocab_size, out.c_str());
+    return 0;
+}
+
+int cmd_generate(args a) {
+    const std::string dir = a.take("--model");
+    if (dir.empty()) throw usage_error("generate needs --model DIR");
+    const auto ids = prompt_ids(a, dir);
+    vila::llm::generate_options o;
+    auto num = [&](const char* flag, double def) {
+        const std::string v = a.take(flag);
+        if (v.empty()) return def;
+        try {
+            return std::stod(v);
+        } catch (const std::exception&) {
+            throw usage_error(std::string(flag) + " expects a number");
+        }
+    };
+    o.max_new_tokens = int(num("--max-new-tokens", 64));
+    o.temperature = num("--temperature", 0.0);
+    o.top_k = int(num("--top-k", 0));
+    o.top_p = num("--top-p", 1.0);
+    o.repetition_penalty = num("--repetition-penalty", 1.0);
+    o.seed = std::uint64_t(num("--seed", 0));
+    a.done();
+    auto m = vila::llm::llama<float>::load(dir);
+    for (auto e : m.config.eos_token_ids) o.stop_tokens.push_back(std::int32_t(e));
+    std::optional<vila::tokenizer::tokenizer> tok;
+    if (has_tokenizer(dir)) {
+        tok = vila::tokenizer::load(dir);
+        if (tok->eos_id()) o.stop_tokens.push_back(*tok->eos_id());
+    }
+    std::vector<std::int32_t> out;
+    std::string shown;
+    vila::llm::generate(m, ids, o, [&](std::int32_t t) {
+        out.push_back(t);
+        if (!tok) {
+            std::printf("%d ", t);
+        } else {  // print the new text, holding back an incomplete UTF-8 character
+            const std::string text = tok->decode(out, true);
+            if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return true;
+            if (text.compare(0, shown.size(), shown) == 0) std::fputs(text.c_str() + shown.size(), stdout);
+            shown = text;
+        }
+        std::fflush(stdout);
+        return true;
+    });
+    std::printf("\n");
+    return 0;
+}
+
+int cmd_perplexity(args a) {
+    const std::string dir = a.take("--model"), file = a.take("--text");
+    a.done();
+    if (dir.empty() || file.empty()) throw usage_error("perplexity needs --model DIR and --text FILE");
+    if (!has_tokenizer(dir)) throw usage_error(dir + " has no tokenizer.json");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw vila::io_error("cannot open " + file);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    const auto ids = vila::tokenizer::load(dir).encode(text, true);
+    auto m = vila::llm::llama<float>::load(dir);
+    const std::size_t window = std::size_t(std::min<vila::index_t>(m.config.max_position_embeddings, 1024));
+    double nll = 0;
+    long long count = 0;
+    for (std::size_t start = 0; start + 1 < ids.size(); start += window - 1) {  // windows overlap by one token
+        const std::size_t n = std::min(window, ids.size() - start);
+        const std::vector<std::int32_t> chunk(ids.begin() + std::ptrdiff_t(start), ids.begin() + std::ptrdiff_t(start + n));
+        const auto t = vila::tensor<std::int32_t>::from_host({1, vila::index_t(n)}, chunk);
+        m.forward(t);
+        const auto r = m.loss(t);
+        nll += double(r.loss) * double(r.count);
+        count += r.count;
+        if (start + n >= ids.size()) break;
+    }
+    if (!count) throw vila::error(file + ": fewer than two tokens");
+    std::printf("tokens %lld  mean loss %.4f  perplexity %.3f\n", count, nll / double(count), std::exp(nll / double(count)));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,6 +349,10 @@ int main(int argc, char** argv) {
         args a{std::vector<std::string>(argv + 2, argv + argc)};
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
         if (cmd == "train-tokenizer") return cmd_train_tokenizer(std::move(a));
+        if (cmd == "inspect") return cmd_inspect(std::move(a));
+        if (cmd == "logits") return cmd_logits(std::move(a));
+        if (cmd == "generate") return cmd_generate(std::move(a));
+        if (cmd == "perplexity") return cmd_perplexity(std::move(a));
         throw usage_error("unknown command '" + cmd + "'");
     } catch (const usage_error& e) {
         std::fflush(stdout);
