@@ -9,6 +9,8 @@
 //   sum(p, n)                               sum of n values
 //   gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 //                                           row-major C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C
+//   gemm_batched(..., A[], B[], C[], count)  `count` independent GEMMs of one shape (pointer arrays
+//                                           on the host; the C matrices must not overlap)
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -85,6 +87,17 @@ struct cpu {
         else if (!ta && tb) c.noalias() += alpha * a * b.transpose();
         else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
         else c.noalias() += alpha * a.transpose() * b.transpose();
+    }
+
+    /// Many small GEMMs (attention heads): parallel across the batch, each one single-threaded
+    /// (Eigen does not spawn threads inside an OpenMP parallel region).
+    template <class T>
+    static void gemm_batched(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* const* A, index_t lda,
+                             const T* const* B, index_t ldb, T beta, T* const* C, index_t ldc, index_t count) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (count > 1)
+#endif
+        for (index_t i = 0; i < count; ++i) gemm(ta, tb, M, N, K, alpha, A[i], lda, B[i], ldb, beta, C[i], ldc);
     }
 };
 

@@ -89,6 +89,17 @@ struct thrust {
         cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // host memory here
 #endif
     }
+
+    /// `count` GEMMs of one shape; the pointer arrays live on the host.
+    template <class T>
+    static void gemm_batched(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* const* A, index_t lda,
+                             const T* const* B, index_t ldb, T beta, T* const* C, index_t ldc, index_t count) {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+        for (index_t i = 0; i < count; ++i) gemm(ta, tb, M, N, K, alpha, A[i], lda, B[i], ldb, beta, C[i], ldc);
+#else
+        cpu::gemm_batched(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, count);
+#endif
+    }
 };
 
 }  // namespace vila::backend

@@ -9,13 +9,13 @@
 // Causal: query i (of the last T of S positions) sees keys j <= i + (S - T), so a KV cache
 // (S > T) works unchanged. A query that can see no key (fully padded row) outputs zeros and
 // has zero probabilities.
-// Backward uses D_i = dout_i . out_i = sum_j p_ij (dout_i . v_j) (the FlashAttention identity):
-//   dS_ij = p_ij (dout_i . v_j - D_i),  dq_i += scale sum_j dS_ij k_j,
-//   dk_j += scale sum_{h,i} dS_ij q_i,   dv_j += sum_{h,i} p_ij dout_i,
-// with dk/dv computed per key so no two threads write the same element.
+// Computed per head with batched GEMMs (the work is in matrix products, as in any fast
+// attention): scores = scale Q K^T, masked softmax, out = P V. Backward:
+//   dP = dO V^T,  dS = P (dP - rowsum(P dP)),  dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "../core/tensor.hpp"
 
@@ -38,102 +38,62 @@ struct attention_dims {
     }
 };
 
+/// Masked softmax of one score row in place: probs of hidden keys are 0; a row that sees no
+/// key becomes all zeros.
 template <class T>
-struct attention_fwd_row {
-    const T *q, *k, *v;
+struct attention_softmax_row {
+    T* probs;  // [B, H, T, S] scores in, probabilities out
     const std::int32_t* mask;
-    T *out, *probs;
     attention_dims d;
-    T scale;
     VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = (b * H + h) * T + i
-        const index_t i = idx % d.T, h = (idx / d.T) % d.H, b = idx / (d.T * d.H);
-        const index_t kvh = h / (d.H / d.KVH);
-        const T* qi = q + ((b * d.T + i) * d.H + h) * d.Dh;
+        const index_t i = idx % d.T, b = idx / (d.T * d.H);
         T* p = probs + idx * d.S;
-        T* o = out + ((b * d.T + i) * d.H + h) * d.Dh;
         T m = 0;
         bool seen = false;
-        for (index_t j = 0; j < d.S; ++j) {
-            if (!d.visible(mask, b, i, j)) continue;
-            const T* kj = k + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
-            T s = 0;
-            for (index_t c = 0; c < d.Dh; ++c) s += qi[c] * kj[c];
-            p[j] = s * scale;
-            m = (!seen || p[j] > m) ? p[j] : m;
-            seen = true;
-        }
+        for (index_t j = 0; j < d.S; ++j)
+            if (d.visible(mask, b, i, j)) {
+                m = (!seen || p[j] > m) ? p[j] : m;
+                seen = true;
+            }
         T sum = 0;
         for (index_t j = 0; j < d.S; ++j) {
             p[j] = d.visible(mask, b, i, j) ? std::exp(p[j] - m) : T(0);
             sum += p[j];
         }
         const T inv = seen ? T(1) / sum : T(0);
-        for (index_t c = 0; c < d.Dh; ++c) o[c] = 0;
-        for (index_t j = 0; j < d.S; ++j) {
-            p[j] *= inv;
-            if (p[j] == T(0)) continue;
-            const T* vj = v + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
-            for (index_t c = 0; c < d.Dh; ++c) o[c] += p[j] * vj[c];
-        }
+        for (index_t j = 0; j < d.S; ++j) p[j] *= inv;
     }
 };
 
+/// dS = P * (dP - sum_j P dP) per row, in place over dP (the softmax backward).
 template <class T>
-struct attention_dq_row {
-    const T *k, *v, *probs, *out, *dout;
-    T *dq, *delta;  // delta [B, H, T] = dout . out, written here for the dk/dv pass
-    attention_dims d;
-    T scale;
-    VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = (b * H + h) * T + i
-        const index_t i = idx % d.T, h = (idx / d.T) % d.H, b = idx / (d.T * d.H);
-        const index_t kvh = h / (d.H / d.KVH);
-        const index_t off = ((b * d.T + i) * d.H + h) * d.Dh;
-        const T* doi = dout + off;
-        const T* p = probs + idx * d.S;
-        T D = 0;
-        for (index_t c = 0; c < d.Dh; ++c) D += doi[c] * out[off + c];
-        delta[idx] = D;
-        if (!dq) return;
-        for (index_t j = 0; j < d.S; ++j) {
-            if (p[j] == T(0)) continue;
-            const T* vj = v + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
-            const T* kj = k + ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
-            T dp = 0;
-            for (index_t c = 0; c < d.Dh; ++c) dp += doi[c] * vj[c];
-            const T ds = p[j] * (dp - D) * scale;
-            for (index_t c = 0; c < d.Dh; ++c) dq[off + c] += ds * kj[c];
-        }
+struct attention_dscore_row {
+    const T* probs;
+    T* dp;
+    index_t S;
+    VILA_HOST_DEVICE void operator()(index_t row) const {
+        const T* p = probs + row * S;
+        T* g = dp + row * S;
+        T dot = 0;
+        for (index_t j = 0; j < S; ++j) dot += p[j] * g[j];
+        for (index_t j = 0; j < S; ++j) g[j] = p[j] * (g[j] - dot);
     }
 };
 
+/// Host-side pointer tables for the per-head GEMMs.
 template <class T>
-struct attention_dkv_row {
-    const T *q, *v, *probs, *dout, *delta;
-    T *dk, *dv;
-    attention_dims d;
-    T scale;
-    VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = (b * KVH + kvh) * S + j
-        const index_t j = idx % d.S, kvh = (idx / d.S) % d.KVH, b = idx / (d.S * d.KVH);
-        const index_t group = d.H / d.KVH;
-        const index_t kv_off = ((b * d.S_stride + j) * d.KVH + kvh) * d.Dh;
-        const T* vj = v + kv_off;
-        for (index_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-            for (index_t i = 0; i < d.T; ++i) {
-                const index_t row = (b * d.H + h) * d.T + i;
-                const T p = probs[row * d.S + j];
-                if (p == T(0)) continue;
-                const index_t q_off = ((b * d.T + i) * d.H + h) * d.Dh;
-                const T* doi = dout + q_off;
-                if (dk) {
-                    T dp = 0;
-                    for (index_t c = 0; c < d.Dh; ++c) dp += doi[c] * vj[c];
-                    const T ds = p * (dp - delta[row]) * scale;
-                    for (index_t c = 0; c < d.Dh; ++c) dk[kv_off + c] += ds * q[q_off + c];
-                }
-                if (dv)
-                    for (index_t c = 0; c < d.Dh; ++c) dv[kv_off + c] += p * doi[c];
-            }
-        }
+struct head_pointers {
+    std::vector<const T*> a, b;
+    std::vector<T*> c;
+    void clear() {
+        a.clear();
+        b.clear();
+        c.clear();
+    }
+    void add(const T* x, const T* y, T* z) {
+        a.push_back(x);
+        b.push_back(y);
+        c.push_back(z);
     }
 };
 
@@ -168,9 +128,23 @@ void attention_forward(const attention_config& cfg, const tensor<T, B>& q, const
     }
     out.ensure_shape(q.shape());
     probs.ensure_shape({d.batch, d.H, d.T, d.S});
+    const T scale = static_cast<T>(cfg.effective_scale());
+    const index_t qs = d.H * d.Dh, ks = d.KVH * d.Dh, group = d.H / d.KVH;
+    detail::head_pointers<T> ptr;
+    for (index_t b = 0; b < d.batch; ++b)  // scores = scale * Q_h K_h^T   [T, S] per head
+        for (index_t h = 0; h < d.H; ++h)
+            ptr.add(q.data() + b * d.T * qs + h * d.Dh, k.data() + b * d.S_stride * ks + (h / group) * d.Dh,
+                    probs.data() + (b * d.H + h) * d.T * d.S);
+    B::gemm_batched(false, true, d.T, d.S, d.Dh, scale, ptr.a.data(), qs, ptr.b.data(), ks, T(0), ptr.c.data(), d.S, index_t(ptr.c.size()));
     B::parallel_for(d.batch * d.H * d.T,
-                    detail::attention_fwd_row<T>{q.data(), k.data(), v.data(), key_mask ? key_mask->data() : nullptr,
-                                                 out.data(), probs.data(), d, static_cast<T>(cfg.effective_scale())});
+                    detail::attention_softmax_row<T>{probs.data(), key_mask ? key_mask->data() : nullptr, d});
+    ptr.clear();
+    for (index_t b = 0; b < d.batch; ++b)  // out_h = P_h V_h   [T, Dh] per head
+        for (index_t h = 0; h < d.H; ++h)
+            ptr.add(probs.data() + (b * d.H + h) * d.T * d.S, v.data() + b * d.S_stride * ks + (h / group) * d.Dh,
+                    out.data() + b * d.T * qs + h * d.Dh);
+    B::gemm_batched(false, false, d.T, d.Dh, d.S, T(1), ptr.a.data(), d.S, ptr.b.data(), ks, T(0), ptr.c.data(), qs,
+                    index_t(ptr.c.size()));
 }
 
 /// Accumulates into dq, dk, dv (each may be null). `out` and `probs` are the forward's outputs.
@@ -187,15 +161,46 @@ void attention_backward(const attention_config& cfg, const tensor<T, B>& q, cons
     if (dq) check_shape(where, "dq", dq->shape(), q.shape());
     if (dk) check_shape(where, "dk", dk->shape(), k.shape());
     if (dv) check_shape(where, "dv", dv->shape(), v.shape());
+    (void)out;  // the softmax backward uses P and dP directly
     const T scale = static_cast<T>(cfg.effective_scale());
-    tensor<T, B> delta({d.batch, d.H, d.T});
-    B::parallel_for(d.batch * d.H * d.T,
-                    detail::attention_dq_row<T>{k.data(), v.data(), probs.data(), out.data(), dout.data(),
-                                                dq ? dq->data() : nullptr, delta.data(), d, scale});
-    if (dk || dv)
-        B::parallel_for(d.batch * d.KVH * d.S,
-                        detail::attention_dkv_row<T>{q.data(), v.data(), probs.data(), dout.data(), delta.data(),
-                                                     dk ? dk->data() : nullptr, dv ? dv->data() : nullptr, d, scale});
+    const index_t qs = d.H * d.Dh, ks = d.KVH * d.Dh, group = d.H / d.KVH;
+    auto P = [&](index_t b, index_t h) { return probs.data() + (b * d.H + h) * d.T * d.S; };
+    tensor<T, B> ds(probs.shape());  // dP, then dS in place
+    auto G = [&](index_t b, index_t h) { return ds.data() + (b * d.H + h) * d.T * d.S; };
+    auto Q = [&](index_t b, index_t h) { return q.data() + b * d.T * qs + h * d.Dh; };
+    auto dO = [&](index_t b, index_t h) { return dout.data() + b * d.T * qs + h * d.Dh; };
+    auto KV = [&](const tensor<T, B>& t, index_t b, index_t kvh) { return t.data() + b * d.S_stride * ks + kvh * d.Dh; };
+    auto dKV = [&](tensor<T, B>* t, index_t b, index_t kvh) { return t->data() + b * d.S_stride * ks + kvh * d.Dh; };
+    detail::head_pointers<T> ptr;
+    for (index_t b = 0; b < d.batch; ++b)  // dP_h = dO_h V_h^T   [T, S]
+        for (index_t h = 0; h < d.H; ++h) ptr.add(dO(b, h), KV(v, b, h / group), G(b, h));
+    B::gemm_batched(false, true, d.T, d.S, d.Dh, T(1), ptr.a.data(), qs, ptr.b.data(), ks, T(0), ptr.c.data(), d.S, index_t(ptr.c.size()));
+    B::parallel_for(d.batch * d.H * d.T, detail::attention_dscore_row<T>{probs.data(), ds.data(), d.S});
+    if (dq) {  // dQ_h += scale dS_h K_h   [T, Dh]
+        ptr.clear();
+        for (index_t b = 0; b < d.batch; ++b)
+            for (index_t h = 0; h < d.H; ++h) ptr.add(G(b, h), KV(k, b, h / group), dq->data() + b * d.T * qs + h * d.Dh);
+        B::gemm_batched(false, false, d.T, d.Dh, d.S, scale, ptr.a.data(), d.S, ptr.b.data(), ks, T(1), ptr.c.data(), qs,
+                        index_t(ptr.c.size()));
+    }
+    // dK_kvh += scale dS_h^T Q_h and dV_kvh += P_h^T dO_h   [S, Dh]: heads sharing a kv head run
+    // one after another (g loop) so no two GEMMs of a batch write the same block.
+    for (index_t g = 0; g < group; ++g) {
+        if (dk) {
+            ptr.clear();
+            for (index_t b = 0; b < d.batch; ++b)
+                for (index_t kvh = 0; kvh < d.KVH; ++kvh) ptr.add(G(b, kvh * group + g), Q(b, kvh * group + g), dKV(dk, b, kvh));
+            B::gemm_batched(true, false, d.S, d.Dh, d.T, scale, ptr.a.data(), d.S, ptr.b.data(), qs, T(1), ptr.c.data(), ks,
+                            index_t(ptr.c.size()));
+        }
+        if (dv) {
+            ptr.clear();
+            for (index_t b = 0; b < d.batch; ++b)
+                for (index_t kvh = 0; kvh < d.KVH; ++kvh) ptr.add(P(b, kvh * group + g), dO(b, kvh * group + g), dKV(dv, b, kvh));
+            B::gemm_batched(true, false, d.S, d.Dh, d.T, T(1), ptr.a.data(), d.S, ptr.b.data(), qs, T(1), ptr.c.data(), ks,
+                            index_t(ptr.c.size()));
+        }
+    }
 }
 
 }  // namespace vila::nn

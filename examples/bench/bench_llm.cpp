@@ -1,0 +1,98 @@
+// bench_llm — decoder speed on the reference config (width 512, 8 layers, 8 heads,
+// SwiGLU 1376, vocab 32000, batch 8 x 256 tokens), fp32:
+//   train:   forward + backward + AdamW, tokens/s
+//   prefill: one batched forward of the batch, tokens/s
+//   decode:  single-stream greedy generation with the KV cache, tokens/s
+// Prints one JSON line; examples/bench/llm_vs_torch.py runs PyTorch on the same config and
+// threads in the same run and writes the table. Peak RSS is measured by the driver.
+//   bench_llm --mode train|prefill|decode [--steps N] [--batch B] [--seq T] [--layers L]
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <vila/core/threads.hpp>
+#include <vila/llm/generate.hpp>
+#include <vila/llm/llama.hpp>
+#include <vila/train/adamw.hpp>
+
+using namespace vila;
+
+int main(int argc, char** argv) {
+    std::string mode = "train";
+    int steps = 3;
+    index_t B = 8, T = 256, L = 8;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i], v = argv[i + 1];
+        if (a == "--mode") mode = v;
+        else if (a == "--steps") steps = std::stoi(v);
+        else if (a == "--batch") B = std::stol(v);
+        else if (a == "--seq") T = std::stol(v);
+        else if (a == "--layers") L = std::stol(v);
+    }
+    tune_allocator();
+    llm::llama_config c;
+    c.hidden_size = 512;
+    c.intermediate_size = 1376;
+    c.num_hidden_layers = L;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 8;
+    c.head_dim = 64;
+    c.vocab_size = 32000;
+    c.max_position_embeddings = 2048;
+    llm::llama<float> m(c);
+    m.init_weights(1);
+    rng gen(2);
+    std::vector<std::int32_t> h(std::size_t(B * T));
+    for (auto& x : h) x = std::int32_t(gen.below(std::uint64_t(c.vocab_size)));
+    const auto ids = tensor<std::int32_t>::from_host({B, T}, h);
+    auto now = [] { return std::chrono::steady_clock::now(); };
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    double best = 1e30;
+    double tokens = 0;
+    if (mode == "train") {
+        optim::adamw<float> opt;
+        m.for_each_parameter(opt.collector());
+        for (int s = 0; s < steps + 1; ++s) {  // the first step allocates: not timed
+            const auto a = now();
+            m.forward(ids);
+            m.loss(ids);
+            m.zero_grad();
+            m.backward_loss();
+            opt.step();
+            if (s) best = std::min(best, secs(a, now()));
+        }
+        tokens = double(B * T);
+    } else if (mode == "prefill") {
+        for (int s = 0; s < steps + 1; ++s) {
+            const auto a = now();
+            m.forward(ids);
+            if (s) best = std::min(best, secs(a, now()));
+        }
+        tokens = double(B * T);
+    } else {
+        llm::generate_options o;
+        o.max_new_tokens = 64;
+        const std::vector<std::int32_t> prompt(h.begin(), h.begin() + 16);
+        for (int s = 0; s < steps + 1; ++s) {
+            llm::kv_cache<float> cache(c, index_t(prompt.size()) + o.max_new_tokens);
+            llm::cached_runner<float, backend::cpu> run(m);
+            run.forward(tensor<std::int32_t>::from_host({1, index_t(prompt.size())}, prompt), cache);
+            const auto a = now();
+            std::int32_t next = prompt.back();
+            for (int t = 0; t < o.max_new_tokens; ++t) {
+                const auto lg = run.forward(tensor<std::int32_t>::from_host({1, 1}, {next}), cache).to_host();
+                next = std::int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
+            }
+            if (s) best = std::min(best, secs(a, now()));
+        }
+        tokens = 64;
+    }
+    // FLOPs per token of the forward: 2 * (matmul params) + attention (4 * T * D per layer, causal ~half)
+    const double matmul_params = double(m.parameter_count() - c.vocab_size * c.hidden_size);
+    const double fwd_flops_per_token = 2 * matmul_params + 4.0 * double(T) * double(c.hidden_size) * double(L) / 2;
+    const double flops = (mode == "train" ? 3 : 1) * fwd_flops_per_token * tokens;
+    std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"gflops\": %.1f}\n", mode.c_str(),
+                num_threads(), best, tokens / best, flops / best * 1e-9);
+    return 0;
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Decoder speed: vila against PyTorch eager (transformers LlamaForCausalLM), same config, same run.
+
+    pip install torch transformers
+    python3 examples/bench/llm_vs_torch.py --bench build/test/examples/bench/bench_llm [--threads 2]
+
+Config (the issue's): width 512, 8 layers, 8 heads, SwiGLU 1376, vocab 32000, batch 8 x 256,
+fp32. Modes: train (forward + backward + AdamW), prefill (one forward of the batch), decode
+(greedy, KV cache, 64 tokens after a 16-token prompt, batch 1). Each side runs in its own
+process with OMP_WAIT_POLICY=PASSIVE and OpenBLAS's thread timeout (the tuned settings of
+REFERENCE.md section 7), best of N, and reports peak RSS. Prints a Markdown table.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+TORCH = r"""
+import json, sys, time, resource, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+mode, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+cfg = LlamaConfig(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
+                  vocab_size=32000, max_position_embeddings=2048, tie_word_embeddings=False, attn_implementation="sdpa")
+m = LlamaForCausalLM(cfg).float()
+ids = torch.randint(0, 32000, (8, 256))
+best = 1e30
+if mode == "train":
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    for s in range(steps + 1):
+        t = time.perf_counter()
+        loss = m(input_ids=ids, labels=ids).loss
+        opt.zero_grad(); loss.backward(); opt.step()
+        if s: best = min(best, time.perf_counter() - t)
+    tokens = 8 * 256
+elif mode == "prefill":
+    with torch.no_grad():
+        for s in range(steps + 1):
+            t = time.perf_counter(); m(input_ids=ids); 
+            if s: best = min(best, time.perf_counter() - t)
+    tokens = 8 * 256
+else:
+    prompt = ids[:1, :16]
+    with torch.no_grad():
+        for s in range(steps + 1):
+            out = m(input_ids=prompt, use_cache=True)
+            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            t = time.perf_counter()
+            for _ in range(64):
+                out = m(input_ids=nxt, past_key_values=past, use_cache=True)
+                past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            if s: best = min(best, time.perf_counter() - t)
+    tokens = 64
+print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": tokens / best}))
+"""
+
+
+def env():
+    e = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OPENBLAS_THREAD_TIMEOUT="4")
+    e.pop("OPENBLAS_CORETYPE", None)
+    e.pop("OPENBLAS_L2_SIZE", None)
+    return e
+
+
+def timed(cmd, threads):
+    e = env()
+    e["OMP_NUM_THREADS"] = str(threads)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=e, check=True, capture_output=True, text=True)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default="build/test/examples/bench/bench_llm")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    a = ap.parse_args()
+    print("| mode | vila tokens/s | PyTorch tokens/s | ratio | vila GFLOP/s | vila peak RSS MB | PyTorch peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in ("train", "prefill", "decode"):
+        v = timed([a.bench, "--mode", mode, "--steps", str(a.steps)], a.threads)
+        t = timed([sys.executable, "-c", TORCH, mode, str(a.steps), str(a.threads)], a.threads)
+        print("| %s | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f |" % (mode, v["tokens_per_s"], t["tokens_per_s"],
+                                                                 v["tokens_per_s"] / t["tokens_per_s"], v["gflops"],
+                                                                 v["peak_rss_mb"], t["peak_rss_mb"]))
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
