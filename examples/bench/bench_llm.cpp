@@ -92,7 +92,16 @@ int main(int argc, char** argv) {
     const double matmul_params = double(m.parameter_count() - c.vocab_size * c.hidden_size);
     const double fwd_flops_per_token = 2 * matmul_params + 4.0 * double(T) * double(c.hidden_size) * double(L) / 2;
     const double flops = (mode == "train" ? 3 : 1) * fwd_flops_per_token * tokens;
-    std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"gflops\": %.1f}\n", mode.c_str(),
-                num_threads(), best, tokens / best, flops / best * 1e-9);
+    // Analytic memory of a training step: weights, gradients, two Adam moments, and the
+    // activations backward reads (per layer n1, qr, kr, v, a, h1, n2, out [D each], g, u, m [F each],
+    // probs [H, T, T] per sequence; plus the embedding output, final norm output and logits).
+    const double P = double(m.parameter_count()), BT = double(B * T);
+    const double per_layer = BT * (8.0 * double(c.hidden_size) + 3.0 * double(c.intermediate_size)) +
+                             double(B) * double(c.num_attention_heads) * double(T) * double(T);
+    const double acts = double(L) * per_layer + BT * (2.0 * double(c.hidden_size) + double(c.vocab_size));
+    const double analytic_mb = (mode == "train" ? (4 * P + acts) : (P + acts)) * 4 / (1024.0 * 1024.0);
+    std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"gflops\": %.1f, "
+                "\"gflop_per_step\": %.1f, \"analytic_mb\": %.0f}\n",
+                mode.c_str(), num_threads(), best, tokens / best, flops / best * 1e-9, flops * 1e-9, analytic_mb);
     return 0;
 }

@@ -75,19 +75,23 @@ def timed(cmd, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench", default="build/test/examples/bench/bench_llm")
+    ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_llm, bench_llm_blas)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     a = ap.parse_args()
-    print("| mode | vila tokens/s | PyTorch tokens/s | ratio | vila GFLOP/s | vila peak RSS MB | PyTorch peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    benches = a.bench or ["build/test/examples/bench/bench_llm"]
+    print("| mode | vila build | vila tokens/s | PyTorch tokens/s | ratio | vila GFLOP/s (GFLOP/step) | vila peak RSS MB "
+          "(analytic need, ratio) | PyTorch peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in ("train", "prefill", "decode"):
-        v = timed([a.bench, "--mode", mode, "--steps", str(a.steps)], a.threads)
         t = timed([sys.executable, "-c", TORCH, mode, str(a.steps), str(a.threads)], a.threads)
-        print("| %s | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f |" % (mode, v["tokens_per_s"], t["tokens_per_s"],
-                                                                 v["tokens_per_s"] / t["tokens_per_s"], v["gflops"],
-                                                                 v["peak_rss_mb"], t["peak_rss_mb"]))
-        sys.stdout.flush()
+        for b in benches:
+            v = timed([b, "--mode", mode, "--steps", str(a.steps)], a.threads)
+            print("| %s | %s | %.1f | %.1f | %.2f | %.1f (%.1f) | %.0f (%.0f, %.2fx) | %.0f |" % (
+                mode, os.path.basename(b), v["tokens_per_s"], t["tokens_per_s"], v["tokens_per_s"] / t["tokens_per_s"],
+                v["gflops"], v["gflop_per_step"], v["peak_rss_mb"], v["analytic_mb"], v["peak_rss_mb"] / v["analytic_mb"],
+                t["peak_rss_mb"]))
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
