@@ -11,31 +11,13 @@
 #include <sstream>
 #include <string>
 
-#include <sys/wait.h>
-
 #include <vila/io/safetensors.hpp>
+
+#include "check_support.hpp"
 
 namespace fs = std::filesystem;
 
-namespace {
-int failures = 0;
-void check(bool ok, const std::string& what) {
-    if (!ok) {
-        std::cerr << "FAILED: " << what << "\n";
-        ++failures;
-    }
-}
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-int run(const std::string& cmd, const fs::path& work, std::string& out, std::string& err) {
-    const int rc = std::system((cmd + " > '" + (work / "o.txt").string() + "' 2> '" + (work / "e.txt").string() + "' < /dev/null").c_str());
-    out = slurp(work / "o.txt");
-    err = slurp(work / "e.txt");
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-}  // namespace
+using namespace vila::cli_check;
 
 int main(int argc, char** argv) {
     if (argc != 4) {

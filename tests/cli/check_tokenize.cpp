@@ -14,30 +14,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "check_support.hpp"
+
+using namespace vila::cli_check;
+
 namespace {
-int failures = 0;
-void check(bool ok, const std::string& what) {
-    if (!ok) {
-        std::cerr << "FAILED: " << what << "\n";
-        ++failures;
-    }
-}
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
 std::vector<std::string> lines(const std::string& s) {
     std::vector<std::string> out;
     std::istringstream in(s);
     for (std::string l; std::getline(in, l);)
         if (!l.empty()) out.push_back(l);
     return out;
-}
-/// Runs a shell command with stdout and stderr to files; returns the exit status.
-int run(const std::string& cmd, const std::filesystem::path& out, const std::filesystem::path& err) {
-    const std::string full = cmd + " > '" + out.string() + "' 2> '" + err.string() + "'";
-    const int rc = std::system(full.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 }  // namespace
 
@@ -52,10 +39,11 @@ int main(int argc, char** argv) {
     const std::string tok = "'" + (data / "tokenizers" / "gpt2").string() + "'";
 
     // 1. encode the corpus
-    int rc = run(vila + " tokenize --tokenizer " + tok + " --input '" + (data / "tokenizers" / "corpus.jsonl").string() + "'",
-                 work / "out.jsonl", work / "err.txt");
-    check(rc == 0, "tokenize exits 0 (stderr: " + slurp(work / "err.txt") + ")");
-    const auto out = lines(slurp(work / "out.jsonl"));
+    std::string so, se;
+    int rc = run(vila + " tokenize --tokenizer " + tok + " --input '" + (data / "tokenizers" / "corpus.jsonl").string() + "'", work,
+                 so, se);
+    check(rc == 0, "tokenize exits 0 (stderr: " + se + ")");
+    const auto out = lines(so);
     const auto ref = lines(slurp(data / "tokenizers" / "reference" / "gpt2.jsonl"));
     check(out.size() == ref.size(), "one output line per input (" + std::to_string(out.size()) + " vs " + std::to_string(ref.size()) + ")");
     for (std::size_t i = 0; i < std::min(out.size(), ref.size()); ++i) {
@@ -68,9 +56,8 @@ int main(int argc, char** argv) {
     // 2. decode
     std::ofstream(work / "ids.jsonl") << "{\"ids\": [15496, 995], \"skip_special_tokens\": false}\n"
                                          "{\"ids\": [50256, 40], \"skip_special_tokens\": true}\n";
-    rc = run(vila + " tokenize --tokenizer " + tok + " --decode --input '" + (work / "ids.jsonl").string() + "'",
-             work / "dec.jsonl", work / "err.txt");
-    const auto dec = lines(slurp(work / "dec.jsonl"));
+    rc = run(vila + " tokenize --tokenizer " + tok + " --decode --input '" + (work / "ids.jsonl").string() + "'", work, so, se);
+    const auto dec = lines(so);
     check(rc == 0 && dec.size() == 2, "decode runs");
     if (dec.size() == 2) {
         check(nlohmann::json::parse(dec[0]).at("decoded") == "Hello world", "decode line 1");
@@ -79,16 +66,15 @@ int main(int argc, char** argv) {
 
     // 3. a malformed line 2
     std::ofstream(work / "bad.jsonl") << "{\"text\": \"fine\"}\n{\"text\": 42}\n{\"text\": \"never reached\"}\n";
-    rc = run(vila + " tokenize --tokenizer " + tok + " --input '" + (work / "bad.jsonl").string() + "'", work / "bad_out.jsonl",
-             work / "bad_err.txt");
-    const std::string bad_out = slurp(work / "bad_out.jsonl"), bad_err = slurp(work / "bad_err.txt");
+    rc = run(vila + " tokenize --tokenizer " + tok + " --input '" + (work / "bad.jsonl").string() + "'", work, so, se);
+    const std::string bad_out = so, bad_err = se;
     check(rc != 0, "malformed line fails");
     check(bad_err.find("bad.jsonl:2:") != std::string::npos, "error names line 2: " + bad_err);
     check(lines(bad_out).size() == 1 && !bad_out.empty() && bad_out.back() == '\n', "exactly one complete line before the error");
 
     // 4. missing tokenizer
-    rc = run(vila + " tokenize --tokenizer '" + (work / "nowhere").string() + "' < /dev/null", work / "m_out.txt", work / "m_err.txt");
-    const std::string m_err = slurp(work / "m_err.txt");
+    rc = run(vila + " tokenize --tokenizer '" + (work / "nowhere").string() + "'", work, so, se);
+    const std::string m_err = se;
     check(rc != 0 && m_err.find("no tokenizer file") != std::string::npos && lines(m_err).size() == 1,
           "missing tokenizer: one clear line: " + m_err);
 
