@@ -75,3 +75,39 @@ TEST_CASE("sampling: seeds reproduce, top-k 1 is greedy, stop tokens and callbac
     CHECK_THROWS_WITH_AS(llm::generate(model, {1, 500}, g), doctest::Contains("outside the vocabulary"), vila::error);
     (void)other;
 }
+
+TEST_CASE("llama: gradients reach the input embeddings (finite differences, double)") {
+    llm::llama_config c;
+    c.hidden_size = 16;
+    c.intermediate_size = 24;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 4;
+    c.vocab_size = 11;
+    llm::llama<double> m(c);
+    m.init_weights(3, 0.3);
+    tensor<double> embeds({2, 5, 16}), d_embeds({2, 5, 16});
+    rng(4).fill_normal(embeds);
+    const auto labels = tensor<std::int32_t>::from_host({2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    const auto mask = tensor<std::int32_t>::from_host({2, 5}, {1, 1, 1, 1, 1, 1, 1, 1, 0, 0});
+    m.forward_embeddings(embeds, &mask);
+    m.loss(labels);
+    m.zero_grad();
+    m.backward_loss(&d_embeds);
+    const auto g = d_embeds.to_host();
+    auto h = embeds.to_host();
+    double worst = 0;
+    for (std::size_t i = 0; i < h.size(); i += 7) {
+        const double x = h[i], e = 1e-6;
+        h[i] = x + e;
+        m.forward_embeddings(tensor<double>::from_host(embeds.shape(), h), &mask);
+        const double lp = m.loss(labels).loss;
+        h[i] = x - e;
+        m.forward_embeddings(tensor<double>::from_host(embeds.shape(), h), &mask);
+        const double lm = m.loss(labels).loss;
+        h[i] = x;
+        worst = std::max(worst, std::abs(g[i] - (lp - lm) / (2 * e)) / std::max(1.0, std::abs(g[i])));
+    }
+    CHECK(worst < 1e-6);
+}
