@@ -1,0 +1,364 @@
+// vila/vision/vit.hpp — the vision transformer of VILA's vision towers, CLIP and SigLIP flavours
+// as policies, forward and backward, with HF weight names and config.json.
+//
+//   clip:   patches (conv, no bias) + class token + positions, pre_layrnorm, quick_gelu MLP
+//   siglip: patches (conv with bias) + positions, no class token, gelu_pytorch_tanh MLP
+// Each encoder layer: h += out_proj(attn(ln1(h))) (bidirectional, q/k/v biases);
+//                     h += fc2(act(fc1(ln2(h)))).
+// Features are HF's hidden_states[select_layer] (VILA: -2; index 0 is the encoder input), and
+// select_feature "patch" drops the first token (CLIP's class token), "cls_patch" keeps all.
+// Only the layers up to the selected one run. post_layernorm is loaded but, as in VILA, not
+// applied to the features.
+// Shapes: pixels [B, C, H, W] (HF's pixel_values), features [B, tokens, D].
+#pragma once
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/param.hpp"
+#include "../io/safetensors.hpp"
+#include "../nn/activations.hpp"
+#include "../nn/attention.hpp"
+#include "../nn/layer_norm.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/residual.hpp"
+
+namespace vila::vision {
+
+struct vit_config {
+    std::string model_type;  // clip_vision_model | siglip_vision_model
+    index_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0;
+    index_t num_channels = 3, image_size = 224, patch_size = 14;
+    double layer_norm_eps = 1e-5;
+    std::string hidden_act;
+    int select_layer = -2;
+    std::string select_feature = "patch";
+    index_t grid() const { return image_size / patch_size; }
+
+    /// Reads a CLIPVisionModel / SiglipVisionModel config.json (or a full CLIP/SigLIP config's vision_config).
+    static vit_config from_json(const nlohmann::json& j0, const std::string& file) {
+        const nlohmann::json& j = j0.contains("vision_config") ? j0["vision_config"] : j0;
+        auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
+        vit_config c;
+        c.model_type = j.value("model_type", std::string());
+        if (c.model_type != "clip_vision_model" && c.model_type != "siglip_vision_model")
+            fail("model_type", "'" + c.model_type + "' is not a supported vision tower (clip_vision_model, siglip_vision_model)");
+        auto req = [&](const char* k) -> index_t {
+            if (!j.contains(k) || !j[k].is_number_integer() || j[k].get<long long>() <= 0) fail(k, "missing or not a positive integer");
+            return j[k].get<index_t>();
+        };
+        c.hidden_size = req("hidden_size");
+        c.intermediate_size = req("intermediate_size");
+        c.num_hidden_layers = req("num_hidden_layers");
+        c.num_attention_heads = req("num_attention_heads");
+        c.image_size = req("image_size");
+        c.patch_size = req("patch_size");
+        if (j.contains("num_channels")) c.num_channels = req("num_channels");
+        const bool clip = c.model_type == "clip_vision_model";
+        c.layer_norm_eps = j.value("layer_norm_eps", clip ? 1e-5 : 1e-6);
+        c.hidden_act = j.value("hidden_act", std::string(clip ? "quick_gelu" : "gelu_pytorch_tanh"));
+        if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
+            fail("hidden_act", "'" + c.hidden_act + "' is not supported (quick_gelu, gelu_pytorch_tanh, gelu)");
+        if (c.hidden_size % c.num_attention_heads) fail("num_attention_heads", "does not divide hidden_size");
+        if (c.image_size % c.patch_size) fail("patch_size", "does not divide image_size");
+        return c;
+    }
+    static vit_config load(const std::filesystem::path& dir) {
+        const auto file = std::filesystem::is_directory(dir) ? dir / "config.json" : dir;
+        std::ifstream in(file);
+        if (!in) throw io_error("cannot open " + file.string());
+        try {
+            return from_json(nlohmann::json::parse(in), file.string());
+        } catch (const nlohmann::json::parse_error& e) {
+            throw config_error(file.string() + ": invalid JSON: " + e.what());
+        }
+    }
+};
+
+namespace detail {
+/// im2col for a stride-P convolution: patches[b, p, (c, ky, kx)] = pixels[b, c, py*P + ky, px*P + kx].
+template <class T>
+struct im2col {
+    const T* pixels;
+    T* patches;
+    index_t C, H, W, P, grid;
+    VILA_HOST_DEVICE void operator()(index_t idx) const {
+        const index_t k = idx % (C * P * P), p = (idx / (C * P * P)) % (grid * grid), b = idx / (C * P * P * grid * grid);
+        const index_t c = k / (P * P), ky = (k / P) % P, kx = k % P, py = p / grid, px = p % grid;
+        patches[idx] = pixels[((b * C + c) * H + py * P + ky) * W + px * P + kx];
+    }
+};
+/// h[b, t, :] = (t < offset ? cls : patch_out[b, t - offset, :]) + pos[t, :]
+template <class T>
+struct assemble_tokens {
+    const T* patch_out;
+    const T* cls;  // null: no class token
+    const T* pos;
+    T* h;
+    index_t tokens, D, offset;
+    VILA_HOST_DEVICE void operator()(index_t idx) const {
+        const index_t d = idx % D, t = (idx / D) % tokens, b = idx / (D * tokens);
+        const T v = t < offset ? cls[d] : patch_out[(b * (tokens - offset) + t - offset) * D + d];
+        h[idx] = v + pos[t * D + d];
+    }
+};
+/// Gradients of the token assembly: dpos[t] += sum_b dh[b, t]; dcls += sum_b dh[b, 0]; dpatch = dh[:, offset:].
+template <class T>
+struct tokens_backward_col {
+    const T* dh;
+    T* dpos;  // may be null
+    T* dcls;  // may be null
+    index_t batch, tokens, D, offset;
+    VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = t * D + d
+        const index_t d = idx % D, t = idx / D;
+        T acc = 0;
+        for (index_t b = 0; b < batch; ++b) acc += dh[(b * tokens + t) * D + d];
+        if (dpos) dpos[idx] += acc;
+        if (dcls && t < offset) dcls[d] += acc;
+    }
+};
+template <class T>
+struct drop_tokens {  // dst[b, t, :] = src[b, t + first, :]  (or its gradient scatter)
+    const T* src;
+    T* dst;
+    index_t tokens_dst, tokens_src, D, first;
+    bool scatter;
+    VILA_HOST_DEVICE void operator()(index_t idx) const {
+        const index_t d = idx % D, t = (idx / D) % tokens_dst, b = idx / (D * tokens_dst);
+        const index_t s = (b * tokens_src + t + first) * D + d;
+        if (scatter) dst[s] += src[idx];
+        else dst[idx] = src[s];
+    }
+};
+}  // namespace detail
+
+/// The CLIP flavour (class token, pre_layrnorm, quick_gelu).
+struct clip {
+    static constexpr const char* model_type = "clip_vision_model";
+    static constexpr bool class_token = true, patch_bias = false, pre_norm = true;
+};
+/// The SigLIP flavour (no class token, patch bias, gelu tanh).
+struct siglip {
+    static constexpr const char* model_type = "siglip_vision_model";
+    static constexpr bool class_token = false, patch_bias = true, pre_norm = false;
+};
+
+template <class Flavor, class T = float, class B = backend::cpu>
+class vit {
+public:
+    using tensor_t = tensor<T, B>;
+    struct layer {
+        nn::layer_norm<T, B> ln1, ln2;
+        nn::linear<T, B> q, k, v, out, fc1, fc2;
+        typename nn::layer_norm<T, B>::cache c_ln1, c_ln2;
+        typename nn::linear<T, B>::cache c_q, c_k, c_v, c_out, c_fc1, c_fc2;
+        tensor_t n1, qt, kt, vt, a, probs, h1, n2, f1, act, out_h;
+    };
+
+    vit_config config;
+    param<T, B> patch_weight, patch_bias, class_embedding, position_embedding;
+    nn::layer_norm<T, B> pre_layrnorm, post_layernorm;
+    std::vector<layer> layers;
+    nn::attention_config attention;
+
+    explicit vit(const vit_config& c) : config(c) {
+        if (c.model_type != Flavor::model_type)
+            throw config_error("vila::vision::vit: config is " + c.model_type + ", the model type expects " + Flavor::model_type);
+        const std::string p = "vision_model.";
+        const index_t D = c.hidden_size;
+        const index_t tokens = c.grid() * c.grid() + (Flavor::class_token ? 1 : 0);
+        patch_weight = param<T, B>(p + "embeddings.patch_embedding.weight", {D, c.num_channels, c.patch_size, c.patch_size});
+        if (Flavor::patch_bias) patch_bias = param<T, B>(p + "embeddings.patch_embedding.bias", {D});
+        if (Flavor::class_token) class_embedding = param<T, B>(p + "embeddings.class_embedding", {D});
+        position_embedding = param<T, B>(p + "embeddings.position_embedding.weight", {tokens, D});
+        if (Flavor::pre_norm) pre_layrnorm = nn::layer_norm<T, B>({D, c.layer_norm_eps, true}, p + "pre_layrnorm");
+        post_layernorm = nn::layer_norm<T, B>({D, c.layer_norm_eps, true}, p + "post_layernorm");
+        for (index_t i = 0; i < c.num_hidden_layers; ++i) {
+            const std::string l = p + "encoder.layers." + std::to_string(i) + ".";
+            layer L;
+            L.ln1 = nn::layer_norm<T, B>({D, c.layer_norm_eps, true}, l + "layer_norm1");
+            L.ln2 = nn::layer_norm<T, B>({D, c.layer_norm_eps, true}, l + "layer_norm2");
+            L.q = nn::linear<T, B>({D, D, true}, l + "self_attn.q_proj");
+            L.k = nn::linear<T, B>({D, D, true}, l + "self_attn.k_proj");
+            L.v = nn::linear<T, B>({D, D, true}, l + "self_attn.v_proj");
+            L.out = nn::linear<T, B>({D, D, true}, l + "self_attn.out_proj");
+            L.fc1 = nn::linear<T, B>({D, c.intermediate_size, true}, l + "mlp.fc1");
+            L.fc2 = nn::linear<T, B>({c.intermediate_size, D, true}, l + "mlp.fc2");
+            layers.push_back(std::move(L));
+        }
+        attention = {c.num_attention_heads, c.num_attention_heads, D / c.num_attention_heads, false, 0.0};
+    }
+
+    static vit load(const std::filesystem::path& dir) {
+        vit m(vit_config::load(dir));
+        m.load_weights(io::safetensors_checkpoint(dir), dir.string());
+        return m;
+    }
+    /// Reads every parameter (names and shapes checked); the unused attention-pooling head of
+    /// SigLIP ("vision_model.head.*") may be present.
+    void load_weights(const io::safetensors_checkpoint& ck, const std::string& where) {
+        // transformers 4.x (and VILA's checkpoints) name tensors "vision_model.*"; 5.x saves a
+        // bare vision model without that prefix. Accept both.
+        const bool prefixed = ck.contains(position_embedding.name);
+        std::vector<std::string> expected;
+        for_each_parameter([&](const std::string& full, param<T, B>& p) {
+            const std::string name = prefixed ? full : full.substr(std::string("vision_model.").size());
+            if (!ck.contains(name)) throw format_error(where + ": missing tensor '" + name + "'");
+            if (ck.info(name).shape != p.value.shape())
+                throw format_error(where + ": tensor '" + name + "' has shape " + to_string(ck.info(name).shape) +
+                                   ", config.json implies " + to_string(p.value.shape()));
+            ck.read(name, p.value);
+            expected.push_back(name);
+        });
+        for (const auto& n : ck.names())
+            if (std::find(expected.begin(), expected.end(), n) == expected.end() && n.rfind("vision_model.head.", 0) != 0 &&
+                n.rfind("head.", 0) != 0 &&
+                n.find("position_ids") == std::string::npos)
+                throw format_error(where + ": unexpected tensor '" + n + "' for a " + config.model_type);
+    }
+
+    template <class F>
+    void for_each_parameter(F&& f) {
+        if (Flavor::class_token) f(class_embedding.name, class_embedding);
+        f(patch_weight.name, patch_weight);
+        if (Flavor::patch_bias) f(patch_bias.name, patch_bias);
+        f(position_embedding.name, position_embedding);
+        if (Flavor::pre_norm) pre_layrnorm.for_each_parameter(f);
+        for (auto& L : layers) {
+            L.ln1.for_each_parameter(f);
+            for (auto* l : {&L.k, &L.v, &L.q, &L.out}) l->for_each_parameter(f);
+            L.ln2.for_each_parameter(f);
+            L.fc1.for_each_parameter(f);
+            L.fc2.for_each_parameter(f);
+        }
+        post_layernorm.for_each_parameter(f);
+    }
+
+    /// Number of layers run for the selected hidden state.
+    index_t layers_run() const {
+        const index_t n = config.num_hidden_layers, s = config.select_layer;
+        const index_t idx = s < 0 ? n + 1 + s : s;
+        if (idx < 0 || idx > n) throw config_error("vila::vision::vit: select_layer " + std::to_string(s) + " outside the model");
+        return idx;
+    }
+    index_t tokens() const { return config.grid() * config.grid() + (Flavor::class_token ? 1 : 0); }
+    index_t feature_tokens() const { return tokens() - (config.select_feature == "patch" ? 1 : 0); }
+
+    /// Selected features [B, feature_tokens, D] of pixels [B, C, H, W].
+    const tensor_t& forward(const tensor_t& pixels) {
+        const auto& c = config;
+        check_shape("vila::vision::vit", "pixels", pixels.shape(), {any, c.num_channels, c.image_size, c.image_size});
+        const index_t Bn = pixels.dim(0), D = c.hidden_size, P = c.patch_size, g = c.grid(), Tn = tokens();
+        const index_t K = c.num_channels * P * P, offset = Flavor::class_token ? 1 : 0;
+        batch_ = Bn;
+        patches_.ensure_shape({Bn, g * g, K});
+        B::parallel_for(patches_.size(), detail::im2col<T>{pixels.data(), patches_.data(), c.num_channels, c.image_size, c.image_size, P, g});
+        patch_weight.value.reshape({D, K});
+        nn::linear_forward(patches_, patch_weight.value, Flavor::patch_bias ? &patch_bias.value : nullptr, patch_out_);
+        patch_weight.value.reshape({D, c.num_channels, P, P});
+        embeddings_.ensure_shape({Bn, Tn, D});
+        B::parallel_for(embeddings_.size(), detail::assemble_tokens<T>{patch_out_.data(), Flavor::class_token ? class_embedding.value.data() : nullptr,
+                                                                         position_embedding.value.data(), embeddings_.data(), Tn, D, offset});
+        const tensor_t* h = &embeddings_;
+        if (Flavor::pre_norm) {
+            pre_layrnorm.forward(embeddings_, pre_out_, c_pre_);
+            h = &pre_out_;
+        }
+        for (index_t i = 0; i < layers_run(); ++i) {
+            layer_forward(layers[std::size_t(i)], *h);
+            h = &layers[std::size_t(i)].out_h;
+        }
+        selected_input_ = h;
+        const index_t first = Tn - feature_tokens();
+        features_.ensure_shape({Bn, Tn - first, D});
+        B::parallel_for(features_.size(), detail::drop_tokens<T>{h->data(), features_.data(), Tn - first, Tn, D, first, false});
+        return features_;
+    }
+
+    /// Accumulates parameter gradients from d(features). (Pixels get no gradient.)
+    void backward(const tensor_t& dfeatures) {
+        const auto& c = config;
+        check_shape("vila::vision::vit backward", "dfeatures", dfeatures.shape(), features_.shape());
+        const index_t D = c.hidden_size, Tn = tokens(), first = Tn - feature_tokens();
+        tensor_t dh(selected_input_->shape()), dx(selected_input_->shape());
+        B::parallel_for(dfeatures.size(), detail::drop_tokens<T>{dfeatures.data(), dh.data(), Tn - first, Tn, D, first, true});
+        for (index_t i = layers_run() - 1; i >= 0; --i) {
+            dx.zero();
+            const tensor_t& in = i == 0 ? (Flavor::pre_norm ? pre_out_ : embeddings_) : layers[std::size_t(i - 1)].out_h;
+            layer_backward(layers[std::size_t(i)], in, dh, dx);
+            std::swap(dh, dx);
+        }
+        tensor_t demb(embeddings_.shape());
+        if (Flavor::pre_norm) pre_layrnorm.backward(c_pre_, dh, &demb);
+        else demb = dh;
+        const index_t offset = Flavor::class_token ? 1 : 0;
+        B::parallel_for(Tn * D, detail::tokens_backward_col<T>{demb.data(), position_embedding.grad_if_trainable() ? position_embedding.grad.data() : nullptr,
+                                                              (Flavor::class_token && class_embedding.trainable) ? class_embedding.grad.data() : nullptr,
+                                                              batch_, Tn, D, offset});
+        if (patch_weight.trainable || (Flavor::patch_bias && patch_bias.trainable)) {
+            tensor_t dpatch({batch_, Tn - offset, D});
+            B::parallel_for(dpatch.size(), detail::drop_tokens<T>{demb.data(), dpatch.data(), Tn - offset, Tn, D, offset, false});
+            const index_t K = c.num_channels * c.patch_size * c.patch_size;
+            patch_weight.value.reshape({D, K});
+            if (patch_weight.trainable) patch_weight.grad.reshape({D, K});
+            nn::linear_backward(patches_, patch_weight.value, dpatch, (tensor_t*)nullptr, patch_weight.grad_if_trainable(),
+                                Flavor::patch_bias ? patch_bias.grad_if_trainable() : nullptr);
+            patch_weight.value.reshape({D, c.num_channels, c.patch_size, c.patch_size});
+            if (patch_weight.trainable) patch_weight.grad.reshape(patch_weight.value.shape());
+        }
+    }
+
+private:
+    void act_forward(const tensor_t& x, tensor_t& y) const {
+        if (config.hidden_act == "quick_gelu") nn::activation_forward<nn::quick_gelu>(x, y);
+        else if (config.hidden_act == "gelu") nn::activation_forward<nn::gelu_erf>(x, y);
+        else nn::activation_forward<nn::gelu_tanh>(x, y);
+    }
+    void act_backward(const tensor_t& x, const tensor_t& dy, tensor_t& dx) const {
+        if (config.hidden_act == "quick_gelu") nn::activation_backward<nn::quick_gelu>(x, dy, dx);
+        else if (config.hidden_act == "gelu") nn::activation_backward<nn::gelu_erf>(x, dy, dx);
+        else nn::activation_backward<nn::gelu_tanh>(x, dy, dx);
+    }
+    void layer_forward(layer& L, const tensor_t& x) {
+        L.ln1.forward(x, L.n1, L.c_ln1);
+        L.q.forward(L.n1, L.qt, &L.c_q);
+        L.k.forward(L.n1, L.kt, &L.c_k);
+        L.v.forward(L.n1, L.vt, &L.c_v);
+        nn::attention_forward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.a, L.probs);
+        L.out.forward(L.a, o_, &L.c_out);
+        nn::residual_forward(x, o_, L.h1);
+        L.ln2.forward(L.h1, L.n2, L.c_ln2);
+        L.fc1.forward(L.n2, L.f1, &L.c_fc1);
+        act_forward(L.f1, L.act);
+        L.fc2.forward(L.act, o_, &L.c_fc2);
+        nn::residual_forward(L.h1, o_, L.out_h);
+    }
+    void layer_backward(layer& L, const tensor_t& x, const tensor_t& dy, tensor_t& dx) {
+        (void)x;
+        tensor_t dact(L.act.shape()), df1(L.f1.shape()), dn2(L.n2.shape()), dh1(L.h1.shape()), da(L.a.shape());
+        tensor_t dq(L.qt.shape()), dk(L.kt.shape()), dv(L.vt.shape()), dn1(L.n1.shape());
+        L.fc2.backward(L.c_fc2, dy, &dact);
+        act_backward(L.f1, dact, df1);
+        L.fc1.backward(L.c_fc1, df1, &dn2);
+        nn::residual_backward(dy, &dh1, (tensor_t*)nullptr);
+        L.ln2.backward(L.c_ln2, dn2, &dh1);
+        nn::residual_backward(dh1, &dx, (tensor_t*)nullptr);
+        L.out.backward(L.c_out, dh1, &da);
+        nn::attention_backward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.a, L.probs, da, &dq, &dk, &dv);
+        L.q.backward(L.c_q, dq, &dn1);
+        L.k.backward(L.c_k, dk, &dn1);
+        L.v.backward(L.c_v, dv, &dn1);
+        L.ln1.backward(L.c_ln1, dn1, &dx);
+    }
+
+    index_t batch_ = 0;
+    tensor_t patches_, patch_out_, embeddings_, pre_out_, o_, features_;
+    typename nn::layer_norm<T, B>::cache c_pre_;
+    const tensor_t* selected_input_ = nullptr;
+};
+
+}  // namespace vila::vision
