@@ -1,7 +1,8 @@
 // vila/vila.hpp — the umbrella header: everything in vila.hpp.
 //
-// The Thrust backend is included only when VILA_USE_THRUST is defined (the vila::thrust CMake
-// target defines it), so a plain CPU build never needs Thrust or CUDA headers.
+// Two parts need an explicit include because they bring third-party code along:
+//   vila/backend/thrust.hpp   (included here when VILA_USE_THRUST is defined; vila::thrust does)
+//   vila/vision/image.hpp     image decoding: compiles stb_image into the including file
 #pragma once
 
 #include "config.hpp"
@@ -33,3 +34,15 @@
 #include "tokenizer/bpe_trainer.hpp"
 #include "tokenizer/chat_template.hpp"
 #include "tokenizer/tokenizer.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/safetensors.hpp"
+
+#include "llm/config.hpp"
+#include "llm/generate.hpp"
+#include "llm/llama.hpp"
+
+#include "train/adamw.hpp"
+
+#include "projector/projectors.hpp"
+#include "vision/vit.hpp"
