@@ -103,7 +103,7 @@ struct tiny_lm {
         norm2.backward(c_n2, dn2, &dh1);
         nn::residual_backward(dh1, &dh0, &dout);              // h1 = h0 + o
         wo.backward(c_o, dout, &da);
-        nn::attention_backward(attn, qr, kr, v, (const ti*)nullptr, a, probs, da, &dqr, &dkr, &dv);
+        nn::attention_backward(attn, qr, kr, v, (const ti*)nullptr, probs, da, &dqr, &dkr, &dv);
         nn::rope_backward(dqr, pos, inv_freq, dq);
         nn::rope_backward(dkr, pos, inv_freq, dk);
         wq.backward(c_q, dq, &dn1);
@@ -120,27 +120,6 @@ struct tiny_lm {
         dlogits.resize({Batch, T, V});
         for (tf* t : {&da, &dqr, &dq}) t->resize({Batch, T, H * Dh});
         for (tf* t : {&dkr, &dk, &dv}) t->resize({Batch, T, KVH * Dh});
-    }
-};
-
-/// Adam with bias correction, state allocated once per trainable parameter.
-struct adam {
-    float lr = 3e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-    std::vector<param<float>*> params;
-    std::vector<std::vector<float>> m, v;
-    int t = 0;
-    void step() {
-        ++t;
-        const float c1 = 1 - std::pow(beta1, float(t)), c2 = 1 - std::pow(beta2, float(t));
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            float* w = params[i]->value.data();
-            const float* g = params[i]->grad.data();
-            for (index_t j = 0; j < params[i]->value.size(); ++j) {
-                m[i][j] = beta1 * m[i][j] + (1 - beta1) * g[j];
-                v[i][j] = beta2 * v[i][j] + (1 - beta2) * g[j] * g[j];
-                w[j] -= lr * (m[i][j] / c1) / (std::sqrt(v[i][j] / c2) + eps);
-            }
-        }
     }
 };
 
@@ -185,14 +164,14 @@ int main(int argc, char** argv) {
         if (opt.threads > 0) set_num_threads(opt.threads);
         tiny_lm model;
         rng init(opt.seed);
-        adam optimizer;
-        optimizer.lr = opt.lr;
+        optim::adamw_options aopt;
+        aopt.lr = opt.lr;
+        aopt.weight_decay = 0;  // plain Adam
+        optim::adamw<float> optimizer(aopt);
         index_t n_params = 0;
         model.for_each_parameter([&](const std::string& name, param<float>& p) {
             if (name.find("norm") == std::string::npos) init.fill_normal(p.value, 0.0, 0.02);  // HF init range
-            optimizer.params.push_back(&p);
-            optimizer.m.emplace_back(p.value.size(), 0.0f);
-            optimizer.v.emplace_back(p.value.size(), 0.0f);
+            optimizer.add(name, p);
             n_params += p.value.size();
         });
         model.allocate_gradients();

@@ -70,16 +70,6 @@ struct llama_config {
         return f;
     }
 
-    /// Parameters in the model (embedding, layers, norm, untied head).
-    index_t parameter_count() const {
-        const index_t D = hidden_size, F = intermediate_size, KV = num_key_value_heads * head_dim, Q = num_attention_heads * head_dim;
-        index_t layer = D * Q + 2 * D * KV + Q * D + 3 * D * F + 2 * D;
-        if (attention_bias) layer += Q + 2 * KV + D;
-        else if (qkv_bias) layer += Q + 2 * KV;
-        if (mlp_bias) layer += 2 * F + D;
-        return vocab_size * D * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + D;
-    }
-
     static llama_config from_json(const nlohmann::json& j, const std::string& file) {
         auto fail = [&](const std::string& key, const std::string& why) -> void {
             throw config_error(file + ": " + key + ": " + why);

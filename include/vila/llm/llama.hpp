@@ -305,7 +305,7 @@ private:
         zeroed(dqr_, L.qr.shape());
         zeroed(dkr_, L.kr.shape());
         zeroed(dv_, L.v.shape());
-        nn::attention_backward(attention, L.qr, L.kr, L.v, mask_, L.a, L.probs, da_, &dqr_, &dkr_, &dv_);
+        nn::attention_backward(attention, L.qr, L.kr, L.v, mask_, L.probs, da_, &dqr_, &dkr_, &dv_);
         zeroed(dq_, L.qr.shape());
         zeroed(dk_, L.kr.shape());
         nn::rope_backward(dqr_, *positions_, inv_freq_, dq_);

@@ -147,21 +147,18 @@ void attention_forward(const attention_config& cfg, const tensor<T, B>& q, const
                     index_t(ptr.c.size()));
 }
 
-/// Accumulates into dq, dk, dv (each may be null). `out` and `probs` are the forward's outputs.
+/// Accumulates into dq, dk, dv (each may be null). `probs` is the forward's output.
 template <class T, class B>
 void attention_backward(const attention_config& cfg, const tensor<T, B>& q, const tensor<T, B>& k,
-                        const tensor<T, B>& v, const tensor<std::int32_t, B>* key_mask, const tensor<T, B>& out,
-                        const tensor<T, B>& probs, const tensor<T, B>& dout, tensor<T, B>* dq, tensor<T, B>* dk,
-                        tensor<T, B>* dv) {
+                        const tensor<T, B>& v, const tensor<std::int32_t, B>* key_mask, const tensor<T, B>& probs,
+                        const tensor<T, B>& dout, tensor<T, B>* dq, tensor<T, B>* dk, tensor<T, B>* dv) {
     constexpr const char* where = "vila::nn::attention backward";
     const auto d = detail::attention_check(where, cfg, q, k, v, key_mask);
-    check_shape(where, "out", out.shape(), q.shape());
     check_shape(where, "dout", dout.shape(), q.shape());
     check_shape(where, "probs", probs.shape(), {d.batch, d.H, d.T, d.S});
     if (dq) check_shape(where, "dq", dq->shape(), q.shape());
     if (dk) check_shape(where, "dk", dk->shape(), k.shape());
     if (dv) check_shape(where, "dv", dv->shape(), v.shape());
-    (void)out;  // the softmax backward uses P and dP directly
     const T scale = static_cast<T>(cfg.effective_scale());
     const index_t qs = d.H * d.Dh, ks = d.KVH * d.Dh, group = d.H / d.KVH;
     auto P = [&](index_t b, index_t h) { return probs.data() + (b * d.H + h) * d.T * d.S; };

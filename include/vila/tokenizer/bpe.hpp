@@ -103,6 +103,8 @@ public:
         return &id_to_token_[std::size_t(id)];
     }
     std::size_t vocab_size() const noexcept { return vocab_.size(); }
+    /// One past the largest model id.
+    token_id id_end() const noexcept { return token_id(id_to_token_.size()); }
     const std::unordered_map<std::string, token_id>& vocab() const noexcept { return vocab_; }
     const options& config() const noexcept { return opt_; }
 

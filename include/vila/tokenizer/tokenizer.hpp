@@ -260,8 +260,7 @@ private:
     }
 
     token_id next_id() const {
-        token_id n = token_id(model_.vocab_size());
-        for (const auto& [tok, id] : model_.vocab()) n = std::max(n, id + 1);
+        token_id n = std::max(model_.id_end(), token_id(model_.vocab_size()));
         for (const auto& a : added_) n = std::max(n, a.id + 1);
         return n;
     }
@@ -271,11 +270,10 @@ private:
         added_by_content_[a.content] = added_.size();
         added_by_id_[a.id] = added_.size();
         added_.push_back(a);
-        (a.normalized ? normalized_first_byte_ : raw_first_byte_)[static_cast<unsigned char>(a.content[0])].push_back(added_.size() - 1);
-        for (auto* table : {&raw_first_byte_, &normalized_first_byte_})
-            for (auto& [b, list] : *table)
-                std::stable_sort(list.begin(), list.end(),
-                                 [&](std::size_t x, std::size_t y) { return added_[x].content.size() > added_[y].content.size(); });
+        auto& list = (a.normalized ? normalized_first_byte_ : raw_first_byte_)[static_cast<unsigned char>(a.content[0])];
+        list.push_back(added_.size() - 1);
+        std::stable_sort(list.begin(), list.end(),  // longest first: leftmost-longest matching
+                         [&](std::size_t x, std::size_t y) { return added_[x].content.size() > added_[y].content.size(); });
     }
 
     struct segment {

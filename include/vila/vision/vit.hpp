@@ -288,8 +288,7 @@ public:
         B::parallel_for(dfeatures.size(), detail::drop_tokens<T>{dfeatures.data(), dh.data(), Tn - first, Tn, D, first, true});
         for (index_t i = layers_run() - 1; i >= 0; --i) {
             dx.zero();
-            const tensor_t& in = i == 0 ? (Flavor::pre_norm ? pre_out_ : embeddings_) : layers[std::size_t(i - 1)].out_h;
-            layer_backward(layers[std::size_t(i)], in, dh, dx);
+            layer_backward(layers[std::size_t(i)], dh, dx);
             std::swap(dh, dx);
         }
         tensor_t demb(embeddings_.shape());
@@ -337,8 +336,7 @@ private:
         L.fc2.forward(L.act, o_, &L.c_fc2);
         nn::residual_forward(L.h1, o_, L.out_h);
     }
-    void layer_backward(layer& L, const tensor_t& x, const tensor_t& dy, tensor_t& dx) {
-        (void)x;
+    void layer_backward(layer& L, const tensor_t& dy, tensor_t& dx) {
         tensor_t dact(L.act.shape()), df1(L.f1.shape()), dn2(L.n2.shape()), dh1(L.h1.shape()), da(L.a.shape());
         tensor_t dq(L.qt.shape()), dk(L.kt.shape()), dv(L.vt.shape()), dn1(L.n1.shape());
         L.fc2.backward(L.c_fc2, dy, &dact);
@@ -348,7 +346,7 @@ private:
         L.ln2.backward(L.c_ln2, dn2, &dh1);
         nn::residual_backward(dh1, &dx, (tensor_t*)nullptr);
         L.out.backward(L.c_out, dh1, &da);
-        nn::attention_backward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.a, L.probs, da, &dq, &dk, &dv);
+        nn::attention_backward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.probs, da, &dq, &dk, &dv);
         L.q.backward(L.c_q, dq, &dn1);
         L.k.backward(L.c_k, dk, &dn1);
         L.v.backward(L.c_v, dv, &dn1);
