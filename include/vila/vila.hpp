@@ -46,3 +46,7 @@
 
 #include "projector/projectors.hpp"
 #include "vision/vit.hpp"
+
+#include "model/checkpoint.hpp"
+#include "model/splice.hpp"
+#include "model/vlm.hpp"

@@ -21,6 +21,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -162,37 +163,47 @@ public:
     /// Raw bytes of a tensor (inside the mapping).
     const unsigned char* bytes(const tensor_info& t) const { return map_ + data_start_ + t.begin; }
 
-    /// Converts a floating tensor to T (float or double) into `out` (resized to its shape).
+    /// Converts a tensor into `out` (resized to its shape): floating dtypes into a floating T,
+    /// integer dtypes (I8..I64, U8) into an integral T such as int32 (token ids of a fixture).
     template <class T, class B>
     void read(const std::string& name, tensor<T, B>& out) const {
         const tensor_info& t = info(name);
         std::vector<T> host(static_cast<std::size_t>(numel(t.shape)));
         const unsigned char* p = bytes(t);
-        switch (t.type) {
-            case dtype::f32:
-                for (std::size_t i = 0; i < host.size(); ++i) {
-                    float v;
-                    std::memcpy(&v, p + 4 * i, 4);
-                    host[i] = T(v);
-                }
-                break;
-            case dtype::f64:
-                for (std::size_t i = 0; i < host.size(); ++i) {
-                    double v;
-                    std::memcpy(&v, p + 8 * i, 8);
-                    host[i] = T(v);
-                }
-                break;
-            case dtype::f16: case dtype::bf16:
-                for (std::size_t i = 0; i < host.size(); ++i) {
-                    std::uint16_t v;
-                    std::memcpy(&v, p + 2 * i, 2);
-                    host[i] = T(t.type == dtype::f16 ? half_to_float(v) : bf16_to_float(v));
-                }
-                break;
-            default:
-                throw format_error(path_ + ": tensor '" + name + "' has dtype " + dtype_name(t.type) +
-                                   ", expected a floating type (F32, F16, BF16, F64)");
+        auto convert = [&](auto sample) {
+            using S = decltype(sample);
+            for (std::size_t i = 0; i < host.size(); ++i) {
+                S v;
+                std::memcpy(&v, p + sizeof(S) * i, sizeof(S));
+                host[i] = T(v);
+            }
+        };
+        if constexpr (std::is_integral<T>::value) {
+            switch (t.type) {
+                case dtype::i64: convert(std::int64_t()); break;
+                case dtype::i32: convert(std::int32_t()); break;
+                case dtype::i16: convert(std::int16_t()); break;
+                case dtype::i8: convert(std::int8_t()); break;
+                case dtype::u8: convert(std::uint8_t()); break;
+                default:
+                    throw format_error(path_ + ": tensor '" + name + "' has dtype " + dtype_name(t.type) +
+                                       ", expected an integer type (I8, I16, I32, I64, U8)");
+            }
+        } else {
+            switch (t.type) {
+                case dtype::f32: convert(float()); break;
+                case dtype::f64: convert(double()); break;
+                case dtype::f16: case dtype::bf16:
+                    for (std::size_t i = 0; i < host.size(); ++i) {
+                        std::uint16_t v;
+                        std::memcpy(&v, p + 2 * i, 2);
+                        host[i] = T(t.type == dtype::f16 ? half_to_float(v) : bf16_to_float(v));
+                    }
+                    break;
+                default:
+                    throw format_error(path_ + ": tensor '" + name + "' has dtype " + dtype_name(t.type) +
+                                       ", expected a floating type (F32, F16, BF16, F64)");
+            }
         }
         out = tensor<T, B>::from_host(t.shape, host);
     }

@@ -60,23 +60,34 @@ struct copy_rows {  // dst[(offset + t) * width + c] = src[t * width + c]
 };
 }  // namespace detail
 
-/// Runs ids [1, T] through the model using and extending the cache; returns logits [1, T, V].
+/// Runs ids [1, T] (or input embeddings [1, T, D]: a VLM's spliced prompt) through the model,
+/// using and extending the cache; returns logits [1, T, V].
 template <class T, class B>
 class cached_runner {
 public:
     explicit cached_runner(llama<T, B>& m) : m_(m) {}
 
     const tensor<T, B>& forward(const tensor<std::int32_t, B>& ids, kv_cache<T, B>& cache) {
-        const auto& c = m_.config;
         check_shape("vila::llm::generate", "ids", ids.shape(), {1, any});
-        const index_t Tn = ids.dim(1), start = cache.size();
+        nn::embedding_forward(ids, m_.embed_tokens.weight.value, h_);
+        return run(cache);
+    }
+    const tensor<T, B>& forward_embeddings(const tensor<T, B>& embeds, kv_cache<T, B>& cache) {
+        check_shape("vila::llm::generate", "input embeddings", embeds.shape(), {1, any, m_.config.hidden_size});
+        h_ = embeds;  // the layers update h_ in place
+        return run(cache);
+    }
+
+private:
+    const tensor<T, B>& run(kv_cache<T, B>& cache) {
+        const auto& c = m_.config;
+        const index_t Tn = h_.dim(1), start = cache.size();
         if (start + Tn > cache.capacity())
             throw error("vila::llm::generate: " + std::to_string(start + Tn) + " tokens exceed the KV cache's " +
                         std::to_string(cache.capacity()));
         std::vector<std::int32_t> p(static_cast<std::size_t>(Tn));
         std::iota(p.begin(), p.end(), std::int32_t(start));
         pos_ = tensor<std::int32_t, B>::from_host({1, Tn}, p);
-        nn::embedding_forward(ids, m_.embed_tokens.weight.value, h_);
         for (std::size_t l = 0; l < m_.layers.size(); ++l) {
             auto& L = m_.layers[l];
             nn::rms_norm_forward(h_, L.input_layernorm.weight.value, L.input_layernorm.eps, n_, rstd_);
@@ -106,7 +117,6 @@ public:
         return logits_;
     }
 
-private:
     llama<T, B>& m_;
     tensor<std::int32_t, B> pos_;
     tensor<T, B> h_, n_, rstd_, q_, k_, v_, qr_, kr_, a_, probs_, o_, h1_, g_, u_, mlp_, logits_;
@@ -153,24 +163,19 @@ inline std::int32_t sample_token(std::vector<float> logits, const std::vector<st
     return idx[keep - 1];
 }
 
-/// Generates up to max_new_tokens after `prompt` (batch 1). `on_token(id)` is called for each
-/// new token as soon as it exists (streaming) and may return false to stop. Returns the new ids.
-template <class T, class B>
-std::vector<std::int32_t> generate(llama<T, B>& model, const std::vector<std::int32_t>& prompt, const generate_options& o,
-                                   const std::function<bool(std::int32_t)>& on_token = nullptr) {
-    if (prompt.empty()) throw error("vila::llm::generate: empty prompt");
-    for (std::size_t i = 0; i < prompt.size(); ++i)
-        if (prompt[i] < 0 || prompt[i] >= model.config.vocab_size)
-            throw error("vila::llm::generate: prompt token " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
-                        " is outside the vocabulary [0, " + std::to_string(model.config.vocab_size) + ")");
-    const index_t capacity = index_t(prompt.size()) + o.max_new_tokens;
-    kv_cache<T, B> cache(model.config, capacity);
+namespace detail {
+/// The decoding loop shared by text and multimodal prompts: `prefill` runs the prompt through
+/// the runner and returns its logits; each step samples, streams and feeds one token back.
+template <class T, class B, class Prefill>
+std::vector<std::int32_t> decode(llama<T, B>& model, index_t prompt_tokens, std::vector<std::int32_t> context,
+                                 const generate_options& o, const std::function<bool(std::int32_t)>& on_token, Prefill&& prefill) {
+    kv_cache<T, B> cache(model.config, prompt_tokens + o.max_new_tokens);
     cached_runner<T, B> runner(model);
     rng gen(o.seed);
-    std::vector<std::int32_t> context = prompt, out;
-    tensor<std::int32_t, B> ids = tensor<std::int32_t, B>::from_host({1, index_t(prompt.size())}, prompt);  // prefill
+    std::vector<std::int32_t> out;
+    tensor<std::int32_t, B> ids;
     for (int step = 0; step < o.max_new_tokens; ++step) {
-        const auto& logits = runner.forward(ids, cache);
+        const auto& logits = step == 0 ? prefill(runner, cache) : runner.forward(ids, cache);
         const index_t V = logits.dim(-1), Tn = logits.dim(1);
         const auto all = logits.to_host();
         std::vector<float> last(all.begin() + std::ptrdiff_t((Tn - 1) * V), all.begin() + std::ptrdiff_t(Tn * V));
@@ -182,6 +187,34 @@ std::vector<std::int32_t> generate(llama<T, B>& model, const std::vector<std::in
         ids = tensor<std::int32_t, B>::from_host({1, 1}, {next});
     }
     return out;
+}
+}  // namespace detail
+
+/// Generates up to max_new_tokens after `prompt` (batch 1). `on_token(id)` is called for each
+/// new token as soon as it exists (streaming) and may return false to stop. Returns the new ids.
+template <class T, class B>
+std::vector<std::int32_t> generate(llama<T, B>& model, const std::vector<std::int32_t>& prompt, const generate_options& o,
+                                   const std::function<bool(std::int32_t)>& on_token = nullptr) {
+    if (prompt.empty()) throw error("vila::llm::generate: empty prompt");
+    for (std::size_t i = 0; i < prompt.size(); ++i)
+        if (prompt[i] < 0 || prompt[i] >= model.config.vocab_size)
+            throw error("vila::llm::generate: prompt token " + std::to_string(prompt[i]) + " at position " + std::to_string(i) +
+                        " is outside the vocabulary [0, " + std::to_string(model.config.vocab_size) + ")");
+    const auto ids = tensor<std::int32_t, B>::from_host({1, index_t(prompt.size())}, prompt);
+    return detail::decode(model, index_t(prompt.size()), prompt, o, on_token,
+                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward(ids, c); });
+}
+
+/// Generates after a prompt given as input embeddings [1, T, D] (a VLM's spliced prompt).
+/// `context` holds the prompt's text ids for the repetition penalty (image positions left out).
+template <class T, class B>
+std::vector<std::int32_t> generate_from_embeddings(llama<T, B>& model, const tensor<T, B>& embeds,
+                                                   const std::vector<std::int32_t>& context, const generate_options& o,
+                                                   const std::function<bool(std::int32_t)>& on_token = nullptr) {
+    check_shape("vila::llm::generate", "input embeddings", embeds.shape(), {1, any, model.config.hidden_size});
+    if (embeds.dim(1) == 0) throw error("vila::llm::generate: empty prompt");
+    return detail::decode(model, embeds.dim(1), context, o, on_token,
+                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward_embeddings(embeds, c); });
 }
 
 }  // namespace vila::llm

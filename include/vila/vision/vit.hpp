@@ -67,6 +67,22 @@ struct vit_config {
         if (c.image_size % c.patch_size) fail("patch_size", "does not divide image_size");
         return c;
     }
+    /// The tower's config.json as transformers writes it (VILA's vision_tower/config.json).
+    nlohmann::json to_json() const {
+        const bool clip = model_type == "clip_vision_model";
+        return {{"architectures", {clip ? "CLIPVisionModel" : "SiglipVisionModel"}},
+                {"model_type", model_type},
+                {"hidden_size", hidden_size},
+                {"intermediate_size", intermediate_size},
+                {"num_hidden_layers", num_hidden_layers},
+                {"num_attention_heads", num_attention_heads},
+                {"num_channels", num_channels},
+                {"image_size", image_size},
+                {"patch_size", patch_size},
+                {"layer_norm_eps", layer_norm_eps},
+                {"hidden_act", hidden_act},
+                {"torch_dtype", "float32"}};
+    }
     static vit_config load(const std::filesystem::path& dir) {
         const auto file = std::filesystem::is_directory(dir) ? dir / "config.json" : dir;
         std::ifstream in(file);
@@ -199,14 +215,16 @@ public:
         return m;
     }
     /// Reads every parameter (names and shapes checked); the unused attention-pooling head of
-    /// SigLIP ("vision_model.head.*") may be present.
-    void load_weights(const io::safetensors_checkpoint& ck, const std::string& where) {
+    /// SigLIP ("vision_model.head.*") may be present. `prefix` locates the tower inside a larger
+    /// checkpoint (LLaVA's "vision_tower."); only names under it are checked for strays.
+    void load_weights(const io::safetensors_checkpoint& ck, const std::string& where, const std::string& prefix = "") {
         // transformers 4.x (and VILA's checkpoints) name tensors "vision_model.*"; 5.x saves a
         // bare vision model without that prefix. Accept both.
-        const bool prefixed = ck.contains(position_embedding.name);
+        const std::string vm = "vision_model.";
+        const bool prefixed = ck.contains(prefix + position_embedding.name);
         std::vector<std::string> expected;
         for_each_parameter([&](const std::string& full, param<T, B>& p) {
-            const std::string name = prefixed ? full : full.substr(std::string("vision_model.").size());
+            const std::string name = prefix + (prefixed ? full : full.substr(vm.size()));
             if (!ck.contains(name)) throw format_error(where + ": missing tensor '" + name + "'");
             if (ck.info(name).shape != p.value.shape())
                 throw format_error(where + ": tensor '" + name + "' has shape " + to_string(ck.info(name).shape) +
@@ -214,10 +232,10 @@ public:
             ck.read(name, p.value);
             expected.push_back(name);
         });
+        const std::string head = prefix + (prefixed ? vm : "") + "head.";
         for (const auto& n : ck.names())
-            if (std::find(expected.begin(), expected.end(), n) == expected.end() && n.rfind("vision_model.head.", 0) != 0 &&
-                n.rfind("head.", 0) != 0 &&
-                n.find("position_ids") == std::string::npos)
+            if (n.rfind(prefix, 0) == 0 && std::find(expected.begin(), expected.end(), n) == expected.end() &&
+                n.rfind(head, 0) != 0 && n.find("position_ids") == std::string::npos)
                 throw format_error(where + ": unexpected tensor '" + n + "' for a " + config.model_type);
     }
 
@@ -247,6 +265,9 @@ public:
     }
     index_t tokens() const { return config.grid() * config.grid() + (Flavor::class_token ? 1 : 0); }
     index_t feature_tokens() const { return tokens() - (config.select_feature == "patch" ? 1 : 0); }
+
+    /// The selected features of the last forward.
+    const tensor_t& features() const noexcept { return features_; }
 
     /// Selected features [B, feature_tokens, D] of pixels [B, C, H, W].
     const tensor_t& forward(const tensor_t& pixels) {

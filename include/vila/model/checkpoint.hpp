@@ -1,0 +1,143 @@
+// vila/model/checkpoint.hpp — the folder layouts a VLM is stored in.
+//
+//   VILA 1.5   config.json ("LlavaLlamaModel": mm_vision_select_layer/feature, image_aspect_ratio)
+//              llm/ (HF LLaMA folder + tokenizer), vision_tower/ (CLIP or SigLIP vision model +
+//              preprocessor_config.json), mm_projector/ (config.json {mm_projector_type},
+//              model.safetensors with layers.* names). Image placeholder: token id -200.
+//   LLaVA-HF   config.json ("LlavaForConditionalGeneration": text_config, vision_config,
+//              image_token_index, vision_feature_layer/_select_strategy), one checkpoint with
+//              language_model.*, vision_tower.[vision_model.]*, multi_modal_projector.linear_{1,2}.*
+//              (an mlp2x_gelu), tokenizer and preprocessor_config.json beside it.
+// read_layout() says which, with every sub-config parsed, before any weight is read, so a
+// caller (the CLI, vila::assistant) can pick the matching compiled model type.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "../io/safetensors.hpp"
+#include "../llm/config.hpp"
+#include "../vision/vit.hpp"
+
+namespace vila::model {
+
+/// VILA 1.5's image placeholder id (IMAGE_TOKEN_INDEX in its code): never a vocabulary entry.
+inline constexpr std::int32_t image_placeholder = -200;
+
+namespace detail {
+inline nlohmann::json read_json(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    if (!in) throw io_error("cannot open " + file.string());
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw config_error(file.string() + ": invalid JSON: " + e.what());
+    }
+}
+}  // namespace detail
+
+struct layout {
+    enum class format { vila, llava } kind = format::vila;
+    std::filesystem::path dir, llm_dir, vision_dir, projector_dir;  // llava: all = dir
+    vision::vit_config vision;       // select_layer / select_feature applied
+    llm::llama_config llm;
+    std::string projector_type;      // linear | mlp2x_gelu | mlp_downsample
+    std::string image_aspect_ratio = "resize";
+    std::int32_t image_token_id = image_placeholder;
+    index_t mm_hidden_size = 0;
+    nlohmann::json root;             // the top config.json as read
+
+    /// Where tokenizer.json and preprocessor_config.json live.
+    std::filesystem::path tokenizer_dir() const { return llm_dir; }
+    std::filesystem::path preprocessor_file() const { return vision_dir / "preprocessor_config.json"; }
+};
+
+/// Reads a model folder's configs (VILA or LLaVA-HF layout); throws config_error naming the file.
+inline layout read_layout(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(dir)) throw io_error(dir.string() + ": not a model folder");
+    const fs::path cfg = dir / "config.json";
+    layout L;
+    L.dir = dir;
+    L.root = detail::read_json(cfg);
+    const auto& j = L.root;
+    const std::string file = cfg.string();
+    auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
+    const std::string model_type = j.value("model_type", std::string());
+    if (model_type == "llava") {
+        L.kind = layout::format::llava;
+        L.llm_dir = L.vision_dir = L.projector_dir = dir;
+        if (!j.contains("text_config") || !j.contains("vision_config")) fail("text_config", "a llava config needs text_config and vision_config");
+        L.llm = llm::llama_config::from_json(j["text_config"], file + " (text_config)");
+        L.vision = vision::vit_config::from_json(j["vision_config"], file + " (vision_config)");
+        if (L.vision.model_type != "clip_vision_model" && L.vision.model_type != "siglip_vision_model") fail("vision_config", "unsupported");
+        const auto layer = j.value("vision_feature_layer", nlohmann::json(-2));
+        if (!layer.is_number_integer()) fail("vision_feature_layer", "several feature layers are not supported");
+        L.vision.select_layer = layer.get<int>();
+        const std::string strategy = j.value("vision_feature_select_strategy", std::string("default"));
+        if (strategy == "default") L.vision.select_feature = "patch";
+        else if (strategy == "full") L.vision.select_feature = "cls_patch";
+        else fail("vision_feature_select_strategy", "'" + strategy + "' is not supported (default, full)");
+        if (j.value("projector_hidden_act", std::string("gelu")) != "gelu") fail("projector_hidden_act", "only gelu is supported");
+        if (!j.value("multimodal_projector_bias", true)) fail("multimodal_projector_bias", "a projector without biases is not supported");
+        L.image_token_id = j.value("image_token_index", j.value("image_token_id", 32000));
+        L.projector_type = "mlp2x_gelu";
+        L.mm_hidden_size = L.vision.hidden_size;
+        if (L.image_token_id < 0 || L.image_token_id >= L.llm.vocab_size) fail("image_token_index", "outside the vocabulary");
+        return L;
+    }
+    if (model_type != "llava_llama" && !(j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+                                         j["architectures"][0] == "LlavaLlamaModel"))
+        fail("model_type", "'" + model_type + "' is neither a VILA (llava_llama) nor a LLaVA-HF (llava) model");
+    L.kind = layout::format::vila;
+    L.llm_dir = dir / "llm";
+    L.vision_dir = dir / "vision_tower";
+    L.projector_dir = dir / "mm_projector";
+    for (const auto& d : {L.llm_dir, L.vision_dir, L.projector_dir})
+        if (!fs::is_directory(d)) throw io_error(dir.string() + ": missing the " + d.filename().string() + "/ folder of the VILA layout");
+    L.llm = llm::llama_config::load(L.llm_dir);
+    L.vision = vision::vit_config::load(L.vision_dir);
+    if (j.contains("mm_vision_select_layer")) L.vision.select_layer = j["mm_vision_select_layer"].get<int>();
+    L.vision.select_feature = j.value("mm_vision_select_feature", std::string("patch"));
+    if (L.vision.select_feature != "patch" && L.vision.select_feature != "cls_patch")
+        fail("mm_vision_select_feature", "'" + L.vision.select_feature + "' is not supported (patch, cls_patch)");
+    L.image_token_id = j.value("image_token_id", image_placeholder);  // vila.hpp's saves of LLaVA models keep theirs
+    L.image_aspect_ratio = j.value("image_aspect_ratio", std::string("resize"));
+    if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize")
+        fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize)");
+    const auto pj = detail::read_json(L.projector_dir / "config.json");
+    L.projector_type = pj.value("mm_projector_type", std::string());
+    if (L.projector_type != "linear" && L.projector_type != "mlp2x_gelu" && L.projector_type != "mlp_downsample")
+        throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type +
+                           "' is not supported (linear, mlp2x_gelu, mlp_downsample)");
+    L.mm_hidden_size = L.vision.hidden_size;
+    if (j.contains("mm_hidden_size") && j["mm_hidden_size"] != L.mm_hidden_size)
+        fail("mm_hidden_size", "is " + j["mm_hidden_size"].dump() + " but vision_tower/config.json has hidden_size " +
+                                   std::to_string(L.mm_hidden_size));
+    if (j.contains("hidden_size") && j["hidden_size"] != L.llm.hidden_size)
+        fail("hidden_size", "is " + j["hidden_size"].dump() + " but llm/config.json has " + std::to_string(L.llm.hidden_size));
+    return L;
+}
+
+/// Reads every parameter of `module` (visited by for_each_parameter) from `ck` under key(name),
+/// checking shapes; records the keys read in `used`.
+template <class Module>
+void read_parameters(Module& module, const io::safetensors_checkpoint& ck, const std::string& where,
+                     const std::function<std::string(const std::string&)>& key, std::set<std::string>* used = nullptr) {
+    module.for_each_parameter([&](const std::string& name, auto& p) {
+        const std::string k = key(name);
+        if (!ck.contains(k)) throw format_error(where + ": missing tensor '" + k + "'");
+        if (ck.info(k).shape != p.value.shape())
+            throw format_error(where + ": tensor '" + k + "' has shape " + to_string(ck.info(k).shape) + ", the config implies " +
+                               to_string(p.value.shape()));
+        ck.read(k, p.value);
+        if (used) used->insert(k);
+    });
+}
+
+}  // namespace vila::model

@@ -1,0 +1,230 @@
+// vila/model/vlm.hpp — a visual language model composed at compile time:
+//
+//   logits = llm( splice(embed(text ids), projector(vision(pixels))) )
+//
+//   using model_t = vila::vlm<vila::vision::siglip, vila::projector::mlp_downsample, vila::llm::llama>;
+//   auto m = model_t::load("VILA1.5-3b");       // or a LLaVA-HF folder (clip + mlp2x_gelu)
+//
+// Forward takes a batch of samples (token ids with image tokens, see model/splice.hpp) and all
+// their images as one pixel tensor [N, 3, H, W] in order. Backward runs through all three
+// parts: the LLM (when trainable), the projector, and the vision tower only when one of its
+// parameters is trainable (VILA's stages 1-2 freeze it). Frozen parts get no gradient work.
+// Parameter names are the VILA layout's: "llm.<HF name>", "vision_tower.<HF name>",
+// "mm_projector.layers.*", so freezing and optimizers address parts by prefix.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../io/atomic_file.hpp"
+#include "../io/safetensors.hpp"
+#include "../llm/generate.hpp"
+#include "../llm/llama.hpp"
+#include "../projector/projectors.hpp"
+#include "../vision/vit.hpp"
+#include "checkpoint.hpp"
+#include "splice.hpp"
+
+namespace vila {
+
+template <class VisionFlavor, template <class, class> class Projector, template <class, class> class LLM = llm::llama,
+          class B = backend::cpu, class T = float>
+class vlm {
+public:
+    using tensor_t = tensor<T, B>;
+    using ids_t = tensor<std::int32_t, B>;
+    using vision_t = vision::vit<VisionFlavor, T, B>;
+    using projector_t = Projector<T, B>;
+    using llm_t = LLM<T, B>;
+
+    vision_t vision;
+    projector_t projector;
+    llm_t llm;
+    std::int32_t image_token_id;     // the id standing for an image in token sequences
+    std::string image_aspect_ratio;  // VILA's preprocessing mode, kept for save()
+
+    vlm(const vision::vit_config& v, const llm::llama_config& l, std::int32_t image_token = model::image_placeholder,
+        std::string aspect_ratio = "resize")
+        : vision(v), projector(projector::config{v.hidden_size, l.hidden_size}), llm(l), image_token_id(image_token),
+          image_aspect_ratio(std::move(aspect_ratio)) {}
+
+    /// Features each image contributes to the sequence.
+    index_t tokens_per_image() const { return projector_t::output_tokens(vision.feature_tokens()); }
+
+    // --- parameters ------------------------------------------------------------------------------
+
+    template <class Fn>
+    void for_each_parameter(Fn&& f) {
+        vision.for_each_parameter([&](const std::string& n, param<T, B>& p) { f("vision_tower." + n, p); });
+        projector.for_each_parameter([&](const std::string& n, param<T, B>& p) { f("mm_projector." + n, p); });
+        llm.for_each_parameter([&](const std::string& n, param<T, B>& p) { f("llm." + n, p); });
+    }
+    /// Freezes (or unfreezes) every parameter whose name starts with `prefix` ("vision_tower.",
+    /// "mm_projector.", "llm.", or any finer prefix). Returns how many parameters it touched.
+    index_t set_trainable(const std::string& prefix, bool on) {
+        index_t n = 0;
+        for_each_parameter([&](const std::string& name, param<T, B>& p) {
+            if (name.rfind(prefix, 0) == 0) p.set_trainable(on), ++n;
+        });
+        return n;
+    }
+    void zero_grad() {
+        for_each_parameter([](const std::string&, param<T, B>& p) { p.zero_grad(); });
+    }
+
+    // --- forward / backward ----------------------------------------------------------------------
+
+    /// Logits [B, T', V] of the spliced batch. `pixels`: every sample's images in order,
+    /// [N, C, H, W] (nullptr or N = 0 for text-only batches).
+    const tensor_t& forward(const std::vector<model::sample>& samples, const tensor_t* pixels = nullptr) {
+        const index_t N = pixels ? pixels->dim(0) : 0;
+        plan_ = model::plan_splice(samples, image_token_id, tokens_per_image(), N, llm.config.vocab_size);
+        const index_t Bn = plan_.batch, Tn = plan_.length, D = llm.config.hidden_size;
+        upload(plan_.token, {Bn, Tn}, token_);
+        upload(plan_.feature, {Bn, Tn}, feature_);
+        upload(plan_.labels, {Bn, Tn}, labels_);
+        if (plan_.padded) upload(plan_.mask, {Bn, Tn}, mask_);
+        images_ = N;
+        if (N > 0) {
+            const auto& features = vision.forward(*pixels);  // [N, L, C]
+            projector.forward(features, projected_, pcache_);  // [N, F, D]
+            upload(plan_.feature_position, {N * plan_.features_per_image}, feature_position_);
+        }
+        embeds_.ensure_shape({Bn, Tn, D});
+        B::parallel_for(embeds_.size(), model::detail::splice_gather<T>{token_.data(), feature_.data(), llm.embed_tokens.weight.value.data(),
+                                                                        N > 0 ? projected_.data() : nullptr, embeds_.data(), D});
+        return llm.forward_embeddings(embeds_, plan_.padded ? &mask_ : nullptr);
+    }
+
+    /// The spliced input embeddings [B, T', D] of the last forward (a generation prompt).
+    const tensor_t& input_embeddings() const noexcept { return embeds_; }
+    const model::splice_plan& plan() const noexcept { return plan_; }
+    const tensor_t& logits() const noexcept { return llm.logits(); }
+
+    /// Next-token cross-entropy of the last forward over text positions (labels from the samples;
+    /// image and padding positions ignored).
+    nn::cross_entropy_result<T> loss() { return llm.loss(labels_); }
+
+    /// Backward of the last loss(): gradients reach the LLM, the projector and, when trainable, the vision tower.
+    void backward_loss() {
+        const index_t D = llm.config.hidden_size;
+        dembeds_.ensure_shape(embeds_.shape());
+        dembeds_.zero();
+        llm.backward_loss(&dembeds_);
+        auto& E = llm.embed_tokens.weight;
+        if (E.trainable) B::parallel_for(D, model::detail::splice_embed_grad<T>{token_.data(), dembeds_.data(), E.grad.data(), token_.size(), D});
+        if (images_ == 0) return;
+        const bool vision_trains = any_trainable(vision);
+        if (!vision_trains && !any_trainable(projector)) return;
+        dprojected_.ensure_shape(projected_.shape());
+        B::parallel_for(dprojected_.size(), model::detail::splice_feature_grad<T>{feature_position_.data(), dembeds_.data(), dprojected_.data(), D});
+        if (vision_trains) {
+            dfeatures_.ensure_shape(vision.features().shape());
+            dfeatures_.zero();
+            projector.backward(pcache_, dprojected_, &dfeatures_);
+            vision.backward(dfeatures_);
+        } else {
+            projector.backward(pcache_, dprojected_, nullptr);
+        }
+    }
+
+    // --- checkpoints -----------------------------------------------------------------------------
+
+    /// Loads a VILA-layout or LLaVA-HF folder. The folder's vision and projector types must be
+    /// this model type's; model::read_layout() tells which type a folder needs.
+    static vlm load(const std::filesystem::path& dir) { return load(model::read_layout(dir)); }
+
+    static vlm load(const model::layout& L) {
+        if (L.vision.model_type != VisionFlavor::model_type)
+            throw config_error(L.dir.string() + ": the vision tower is " + L.vision.model_type + ", this model type expects " +
+                               VisionFlavor::model_type);
+        if (L.projector_type != projector_t::type_name)
+            throw config_error(L.dir.string() + ": the projector is " + L.projector_type + ", this model type expects " +
+                               projector_t::type_name);
+        vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
+        if (L.kind == model::layout::format::vila) {
+            m.llm.load_weights(io::safetensors_checkpoint(L.llm_dir), L.llm_dir.string());
+            m.vision.load_weights(io::safetensors_checkpoint(L.vision_dir), L.vision_dir.string());
+            const io::safetensors_checkpoint pck(L.projector_dir);
+            std::set<std::string> used;
+            model::read_parameters(m.projector, pck, L.projector_dir.string(), [](const std::string& n) { return n; }, &used);
+            for (const auto& n : pck.names())
+                if (!used.count(n)) throw format_error(L.projector_dir.string() + ": unexpected tensor '" + n + "' for " + projector_t::type_name);
+        } else {
+            const io::safetensors_checkpoint ck(L.dir);
+            const std::string where = L.dir.string();
+            m.llm.load_weights(ck, where, "language_model.");
+            m.vision.load_weights(ck, where, "vision_tower.");
+            std::set<std::string> used;
+            // LLaVA-HF's projector is linear_1, GELU, linear_2: VILA's mlp2x_gelu layers.0 / layers.2.
+            model::read_parameters(m.projector, ck, where, [](const std::string& n) {
+                return "multi_modal_projector." + (n.rfind("layers.0.", 0) == 0 ? "linear_1." + n.substr(9) : "linear_2." + n.substr(9));
+            }, &used);
+            for (const auto& n : ck.names())
+                if (n.rfind("multi_modal_projector.", 0) == 0 && !used.count(n)) throw format_error(where + ": unexpected tensor '" + n + "'");
+                else if (n.rfind("multi_modal_projector.", 0) != 0 && n.rfind("language_model.", 0) != 0 && n.rfind("vision_tower.", 0) != 0)
+                    throw format_error(where + ": unexpected tensor '" + n + "' (not language_model.*, vision_tower.* or multi_modal_projector.*)");
+        }
+        return m;
+    }
+
+    /// Writes the VILA layout (config.json, llm/, vision_tower/, mm_projector/), each file
+    /// atomically. Tokenizer and preprocessor files are the caller's to copy (see vila::assistant).
+    void save(const std::filesystem::path& dir, io::dtype type = io::dtype::f32) {
+        namespace fs = std::filesystem;
+        for (const char* sub : {"llm", "vision_tower", "mm_projector"}) fs::create_directories(dir / sub);
+        llm.save(dir / "llm", type);
+        std::map<std::string, io::tensor_to_write> v, p;
+        collect(vision, v);
+        collect(projector, p);
+        io::save_safetensors(dir / "vision_tower" / "model.safetensors", v, {{"format", "pt"}}, type);
+        io::save_safetensors(dir / "mm_projector" / "model.safetensors", p, {{"format", "pt"}}, type);
+        nlohmann::json vc = vision.config.to_json();
+        write_json(dir / "vision_tower" / "config.json", vc);
+        write_json(dir / "mm_projector" / "config.json",
+                   {{"architectures", {"MultimodalProjector"}}, {"mm_projector_type", projector_t::type_name}, {"model_type", "v2l_projector"}});
+        write_json(dir / "config.json",
+                   {{"architectures", {"LlavaLlamaModel"}},
+                    {"model_type", "llava_llama"},
+                    {"llm_cfg", {{"_name_or_path", "./llm"}, {"architectures", {llm.config.architecture}}}},
+                    {"vision_tower_cfg", {{"_name_or_path", "./vision_tower"}, {"architectures", vc["architectures"]}}},
+                    {"mm_projector_cfg", {{"_name_or_path", "./mm_projector"}, {"mm_projector_type", projector_t::type_name}}},
+                    {"hidden_size", llm.config.hidden_size},
+                    {"mm_hidden_size", vision.config.hidden_size},
+                    {"image_aspect_ratio", image_aspect_ratio},
+                    {"mm_vision_select_layer", vision.config.select_layer},
+                    {"mm_vision_select_feature", vision.config.select_feature},
+                    {"image_token_id", image_token_id}});
+    }
+
+private:
+    template <class M>
+    static bool any_trainable(M& m) {
+        bool any = false;
+        m.for_each_parameter([&](const std::string&, param<T, B>& p) { any = any || p.trainable; });
+        return any;
+    }
+    template <class M>
+    static void collect(M& m, std::map<std::string, io::tensor_to_write>& out) {
+        m.for_each_parameter([&](const std::string& name, param<T, B>& p) {
+            const auto h = p.value.to_host();
+            out[name] = {p.value.shape(), std::vector<float>(h.begin(), h.end())};
+        });
+    }
+    static void write_json(const std::filesystem::path& file, const nlohmann::json& j) {
+        const std::string s = j.dump(2) + "\n";
+        io::write_atomically(file, [&](std::FILE* f) { io::write_all(f, s.data(), s.size(), file); });
+    }
+    static void upload(const std::vector<std::int32_t>& host, shape_t shape, ids_t& out) { out = ids_t::from_host(std::move(shape), host); }
+
+    model::splice_plan plan_;
+    ids_t token_, feature_, labels_, mask_, feature_position_;
+    index_t images_ = 0;
+    typename projector_t::cache pcache_;
+    tensor_t projected_, embeds_, dembeds_, dprojected_, dfeatures_;
+};
+
+}  // namespace vila
