@@ -3,9 +3,11 @@
 //   vila tokenize --tokenizer PATH [--input FILE] [--name NAME] [--decode]
 //   vila train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR
 //   vila inspect --model DIR
-//   vila logits --model DIR (--ids 1,2,3 | --prompt TEXT) --out F.safetensors
-//   vila generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N --temperature T --top-k K
-//                 --top-p P --repetition-penalty R --seed S]
+//   vila logits --model DIR (--ids 1,2,3 | --prompt TEXT) [--image F]... [--conv NAME] --out F.safetensors
+//   vila generate --model DIR (--prompt TEXT | --ids 1,2,3) [--image F]... [--conv NAME] [--max-new-tokens N
+//                 --temperature T --top-k K --top-p P --repetition-penalty R --seed S --show-ids]
+// A model folder is a text LLM (HF LLaMA layout) or a VLM (VILA layout or LLaVA-HF); VLMs go
+// through vila::assistant.
 //   vila perplexity --model DIR --text FILE
 //
 // Every subcommand reads and writes JSON Lines, exits non-zero with one clear line on bad input,
@@ -25,6 +27,7 @@
 #include <vila/llm/llama.hpp>
 #include <vila/tokenizer/bpe_trainer.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
+#include <vila/model/assistant.hpp>
 #include <vila/vila.hpp>
 
 namespace {
@@ -46,12 +49,14 @@ const char* const usage_text =
     "                  [--special TOKEN]...\n"
     "      trains a byte-level BPE on the lines of the files; writes DIR/tokenizer.json\n"
     "  inspect --model DIR\n"
-    "      config, parameter count, tensors (a model folder: config.json, safetensors, tokenizer files)\n"
-    "  logits --model DIR (--ids 1,2,3 | --prompt TEXT) --out F.safetensors\n"
-    "      writes tensor \"logits\" [tokens, vocab] (fp32)\n"
-    "  generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N] [--temperature T] [--top-k K]\n"
-    "           [--top-p P] [--repetition-penalty R] [--seed S]\n"
-    "      streams the continuation to stdout\n"
+    "      config, parameter count, tensors; a VLM: its vision tower, projector and LLM\n"
+    "  logits --model DIR (--ids 1,2,3 | --prompt TEXT) [--image F]... [--conv NAME] --out F.safetensors\n"
+    "      writes tensor \"logits\" [tokens, vocab] (fp32); with images, tokens count each image's features\n"
+    "  generate --model DIR (--prompt TEXT | --ids 1,2,3) [--image F]... [--conv NAME] [--max-new-tokens N]\n"
+    "           [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S] [--show-ids]\n"
+    "      streams the continuation to stdout (--show-ids: token ids instead of text). VLM prompts mark\n"
+    "      images with <image> (one per --image, in order; none: the images go first);\n"
+    "      --conv: none (default), vicuna_v1, llama_3, plain\n"
     "  perplexity --model DIR --text FILE\n"
     "      mean next-token loss and perplexity of the file's text\n"
     "  PATH is a folder with tokenizer.json (and tokenizer_config.json) or a tokenizer.json file;\n"
@@ -213,6 +218,39 @@ std::vector<std::int32_t> parse_ids(const std::string& s) {
 
 bool has_tokenizer(const std::string& dir) { return std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"); }
 
+/// A VILA-layout or LLaVA-HF folder (as opposed to a text-only LLM folder).
+bool is_vlm(const std::string& dir) {
+    std::ifstream in(std::filesystem::path(dir) / "config.json");
+    if (!in) return false;
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return false;
+    const std::string type = j.value("model_type", std::string());
+    return type == "llava" || type == "llava_llama" || (j.contains("llm_cfg") && j.contains("vision_tower_cfg"));
+}
+
+/// A VLM prompt's ids and pixels from --ids/--prompt, --image and --conv.
+struct vlm_prompt {
+    std::vector<std::int32_t> ids;
+    vila::tensor<float> pixels;
+};
+vlm_prompt vlm_prompt_of(args& a, vila::assistant& m) {
+    const auto images = a.take_all("--image");
+    const std::string ids = a.take("--ids"), conv = a.take("--conv"), text = a.take("--prompt");
+    if (ids.empty() == text.empty()) throw usage_error("give exactly one of --ids or --prompt");
+    vlm_prompt p;
+    if (!ids.empty()) {
+        if (!conv.empty()) throw usage_error("--conv applies to --prompt, not --ids");
+        p.ids = parse_ids(ids);
+    } else {
+        std::string prompt = text;
+        if (prompt.find(vila::tokenizer::image_placeholder) == std::string::npos)  // as VILA's run script: images first
+            for (std::size_t i = 0; i < images.size(); ++i) prompt = std::string(vila::tokenizer::image_placeholder) + "\n" + prompt;
+        p.ids = m.encode_prompt(prompt, conv.empty() ? "none" : conv);
+    }
+    p.pixels = m.load_images(images);
+    return p;
+}
+
 /// Prompt ids from --ids or --prompt (the model folder's tokenizer, with its special tokens).
 std::vector<std::int32_t> prompt_ids(args& a, const std::string& model) {
     const std::string ids = a.take("--ids"), prompt = a.take("--prompt");
@@ -226,6 +264,10 @@ int cmd_inspect(args a) {
     const std::string dir = a.take("--model");
     a.done();
     if (dir.empty()) throw usage_error("inspect needs --model DIR");
+    if (is_vlm(dir)) {
+        std::fputs(vila::assistant::load(dir).summary().c_str(), stdout);
+        return 0;
+    }
     auto m = vila::llm::llama<float>::load(dir);
     const auto& c = m.config;
     std::printf("model: %s (%s)\n", dir.c_str(), c.architecture.c_str());
@@ -252,6 +294,15 @@ int cmd_inspect(args a) {
 int cmd_logits(args a) {
     const std::string dir = a.take("--model"), out = a.take("--out");
     if (dir.empty() || out.empty()) throw usage_error("logits needs --model DIR and --out FILE");
+    if (is_vlm(dir)) {
+        auto m = vila::assistant::load(dir);
+        const auto p = vlm_prompt_of(a, m);
+        a.done();
+        const auto logits = m.logits(p.ids, p.pixels);
+        vila::io::save_safetensors(out, {{"logits", {logits.shape(), logits.to_host()}}}, {{"format", "pt"}});
+        std::fprintf(stderr, "wrote logits %s to %s\n", vila::to_string(logits.shape()).c_str(), out.c_str());
+        return 0;
+    }
     const auto ids = prompt_ids(a, dir);
     a.done();
     auto m = vila::llm::llama<float>::load(dir);
@@ -265,7 +316,6 @@ int cmd_logits(args a) {
 int cmd_generate(args a) {
     const std::string dir = a.take("--model");
     if (dir.empty()) throw usage_error("generate needs --model DIR");
-    const auto ids = prompt_ids(a, dir);
     vila::llm::generate_options o;
     auto num = [&](const char* flag, double def) {
         const std::string v = a.take(flag);
@@ -282,6 +332,28 @@ int cmd_generate(args a) {
     o.top_p = num("--top-p", 1.0);
     o.repetition_penalty = num("--repetition-penalty", 1.0);
     o.seed = std::uint64_t(num("--seed", 0));
+    const bool show_ids = a.flag("--show-ids");
+    std::optional<vila::tokenizer::stream_decoder> text;
+    auto print = [&](std::int32_t t) {  // text when there is a tokenizer, ids otherwise
+        if (text && !show_ids) std::fputs(text->push(t).c_str(), stdout);
+        else std::printf("%d ", t);
+        std::fflush(stdout);
+        return true;
+    };
+    auto end = [&] {
+        if (text && !show_ids) std::fputs(text->finish().c_str(), stdout);
+        std::printf("\n");
+        return 0;
+    };
+    if (is_vlm(dir)) {
+        auto m = vila::assistant::load(dir);
+        const auto p = vlm_prompt_of(a, m);
+        a.done();
+        if (m.has_tokenizer()) text.emplace(m.tokenizer());
+        m.generate(p.ids, p.pixels, o, print);
+        return end();
+    }
+    const auto ids = prompt_ids(a, dir);
     a.done();
     auto m = vila::llm::llama<float>::load(dir);
     for (auto e : m.config.eos_token_ids) o.stop_tokens.push_back(std::int32_t(e));
@@ -289,24 +361,10 @@ int cmd_generate(args a) {
     if (has_tokenizer(dir)) {
         tok = vila::tokenizer::load(dir);
         if (tok->eos_id()) o.stop_tokens.push_back(*tok->eos_id());
+        text.emplace(*tok);
     }
-    std::vector<std::int32_t> out;
-    std::string shown;
-    vila::llm::generate(m, ids, o, [&](std::int32_t t) {
-        out.push_back(t);
-        if (!tok) {
-            std::printf("%d ", t);
-        } else {  // print the new text, holding back an incomplete UTF-8 character
-            const std::string text = tok->decode(out, true);
-            if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return true;
-            if (text.compare(0, shown.size(), shown) == 0) std::fputs(text.c_str() + shown.size(), stdout);
-            shown = text;
-        }
-        std::fflush(stdout);
-        return true;
-    });
-    std::printf("\n");
-    return 0;
+    vila::llm::generate(m, ids, o, print);
+    return end();
 }
 
 int cmd_perplexity(args a) {

@@ -249,3 +249,28 @@ TEST_CASE("VLM bad input: image count mismatch, wrong types, missing weights") {
     CHECK_THROWS_WITH_AS(model::read_layout(dir), doctest::Contains("missing the mm_projector/ folder"), io_error);
     fs::remove_all(dir);
 }
+
+TEST_CASE("greedy generation from a spliced prompt matches PyTorch (KV cache after an embedding prefill)") {
+    llm::generate_options o;
+    o.max_new_tokens = 8;
+    {
+        auto m = vila_model::load(vlm_dir("vila"));
+        const io::safetensors_file ex(vlm_dir("vila") / "expected.safetensors");
+        tensor<float> pixels;
+        ex.read("pixels", pixels);
+        const auto ids = host_ids(ex, "ids");
+        const auto& embeds = m.embed({{ids, {}, 2}}, &pixels);
+        CHECK(embeds.dim(1) == 51);
+        CHECK(llm::generate_from_embeddings(m.llm, embeds, ids, o) == host_ids(ex, "greedy"));
+    }
+    auto m = llava_model::load(vlm_dir("llava"));
+    const io::safetensors_file ex(vlm_dir("llava") / "expected.safetensors");
+    for (const char* n : {"1", "2"}) {
+        CAPTURE(n);
+        tensor<float> pixels;
+        ex.read(std::string("pixels") + n, pixels);
+        const auto ids = host_ids(ex, std::string("ids") + n);
+        const auto& embeds = m.embed({{ids, {}, pixels.dim(0)}}, &pixels);
+        CHECK(llm::generate_from_embeddings(m.llm, embeds, ids, o) == host_ids(ex, std::string("greedy") + n));
+    }
+}

@@ -80,6 +80,13 @@ public:
     /// Logits [B, T', V] of the spliced batch. `pixels`: every sample's images in order,
     /// [N, C, H, W] (nullptr or N = 0 for text-only batches).
     const tensor_t& forward(const std::vector<model::sample>& samples, const tensor_t* pixels = nullptr) {
+        embed(samples, pixels);
+        return llm.forward_embeddings(embeds_, plan_.padded ? &mask_ : nullptr);
+    }
+
+    /// Only the splice: the LLM's input embeddings [B, T', D] (runs the vision tower and the
+    /// projector, not the LLM). A generation prompt starts here.
+    const tensor_t& embed(const std::vector<model::sample>& samples, const tensor_t* pixels = nullptr) {
         const index_t N = pixels ? pixels->dim(0) : 0;
         plan_ = model::plan_splice(samples, image_token_id, tokens_per_image(), N, llm.config.vocab_size);
         const index_t Bn = plan_.batch, Tn = plan_.length, D = llm.config.hidden_size;
@@ -96,7 +103,7 @@ public:
         embeds_.ensure_shape({Bn, Tn, D});
         B::parallel_for(embeds_.size(), model::detail::splice_gather<T>{token_.data(), feature_.data(), llm.embed_tokens.weight.value.data(),
                                                                         N > 0 ? projected_.data() : nullptr, embeds_.data(), D});
-        return llm.forward_embeddings(embeds_, plan_.padded ? &mask_ : nullptr);
+        return embeds_;
     }
 
     /// The spliced input embeddings [B, T', D] of the last forward (a generation prompt).
@@ -203,9 +210,9 @@ public:
 private:
     template <class M>
     static bool any_trainable(M& m) {
-        bool any = false;
-        m.for_each_parameter([&](const std::string&, param<T, B>& p) { any = any || p.trainable; });
-        return any;
+        bool found = false;
+        m.for_each_parameter([&](const std::string&, param<T, B>& p) { found = found || p.trainable; });
+        return found;
     }
     template <class M>
     static void collect(M& m, std::map<std::string, io::tensor_to_write>& out) {

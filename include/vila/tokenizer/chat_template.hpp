@@ -174,4 +174,28 @@ inline labeled_ids render_conversation(const std::string& template_name, const t
     throw config_error("unknown conversation template '" + template_name + "' (known: vicuna_v1, llama_3, plain)");
 }
 
+/// A generation prompt: the conversation's text with the assistant's turn left open, and
+/// whether the tokenizer's special tokens (BOS) go around it. Template "none": the text as is.
+struct prompt_text {
+    std::string text;
+    bool add_special_tokens = true;
+};
+inline prompt_text render_prompt(const std::string& template_name, const std::string& user_text) {
+    const conversation c{{"human", user_text}};
+    auto join = [](const std::vector<template_part>& parts) {
+        std::string s;
+        for (const auto& p : parts) s += p.text;
+        return s;
+    };
+    if (template_name == "none" || template_name.empty()) return {user_text, true};
+    if (template_name == "vicuna_v1" || template_name == "v1") return {join(templates::vicuna_v1::render(c)), true};
+    if (template_name == "llama_3") return {join(templates::llama_3::render(c)), false};
+    if (template_name == "plain") {  // the images; the caption is what comes next
+        std::string images = join(templates::plain::render({c[0], {"gpt", ""}}));
+        images.pop_back();  // the empty caption's "\n"
+        return {images, true};
+    }
+    throw config_error("unknown conversation template '" + template_name + "' (known: none, vicuna_v1, llama_3, plain)");
+}
+
 }  // namespace vila::tokenizer

@@ -1,0 +1,208 @@
+// vila/model/assistant.hpp — the embedding facade: load a model folder, ask about images,
+// stream the answer. For applications that want a VLM, not its parts.
+//
+//   #include <vila/model/assistant.hpp>
+//   auto a = vila::assistant::load("VILA1.5-3b");            // VILA layout or LLaVA-HF folder
+//   vila::ask_options o;  o.conv = "vicuna_v1";  o.max_new_tokens = 128;
+//   std::string answer = a.ask({"cat.jpg"}, "<image>\nWhat is in the picture?", o,
+//                              [](const std::string& piece) { std::cout << piece << std::flush; return true; });
+//
+// The folder decides the model type at run time: the facade holds one of the six compiled
+// compositions (CLIP or SigLIP x linear, mlp2x_gelu or mlp_downsample, with the LLaMA decoder)
+// on the CPU backend. Researchers who know their type use vila::vlm directly.
+// "<image>" in the prompt marks where each image goes; a prompt without one gets "<image>\n"
+// per image in front, as VILA's run script does. This header compiles stb_image in (through
+// vision/image.hpp), like that header.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "../tokenizer/chat_template.hpp"
+#include "../tokenizer/stream_decoder.hpp"
+#include "../tokenizer/tokenizer.hpp"
+#include "../vision/image.hpp"
+#include "vlm.hpp"
+
+namespace vila {
+
+struct ask_options : llm::generate_options {
+    std::string conv = "none";  // conversation template: none, vicuna_v1, llama_3, plain
+};
+
+class assistant {
+public:
+    /// Loads configs, weights, tokenizer.json (when present) and the image processor.
+    static assistant load(const std::filesystem::path& dir) {
+        assistant a;
+        a.layout_ = model::read_layout(dir);
+        const auto& L = a.layout_;
+        const bool clip = L.vision.model_type == "clip_vision_model";
+        a.model_ = std::make_unique<any_model>(clip ? load_for<vision::clip>(L) : load_for<vision::siglip>(L));
+        if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
+        if (std::filesystem::exists(L.preprocessor_file())) {
+            a.processor_ = vision::image_processor::from_json(model::detail::read_json(L.preprocessor_file()), L.preprocessor_file().string());
+        } else {  // the tower's own resolution, its family's defaults
+            a.processor_.type = clip ? vision::image_processor::kind::clip : vision::image_processor::kind::siglip;
+            a.processor_.shortest_edge = a.processor_.height = a.processor_.width = L.vision.image_size;
+            if (!clip) a.processor_.do_center_crop = false, a.processor_.mean[0] = a.processor_.mean[1] = a.processor_.mean[2] = 0.5,
+                       a.processor_.stddev[0] = a.processor_.stddev[1] = a.processor_.stddev[2] = 0.5;
+        }
+        a.processor_.aspect_ratio = L.image_aspect_ratio;
+        return a;
+    }
+
+    const model::layout& layout() const noexcept { return layout_; }
+    bool has_tokenizer() const noexcept { return tok_.has_value(); }
+    const vila::tokenizer::tokenizer& tokenizer() const {
+        if (!tok_) throw io_error(layout_.tokenizer_dir().string() + ": no tokenizer.json; give token ids instead of text");
+        return *tok_;
+    }
+    const vision::image_processor& image_processor() const noexcept { return processor_; }
+    index_t tokens_per_image() const {
+        return std::visit([](auto& m) { return m.tokens_per_image(); }, *model_);
+    }
+    std::int32_t image_token_id() const {
+        return std::visit([](auto& m) { return m.image_token_id; }, *model_);
+    }
+
+    /// Prompt ids with one image token per "<image>", rendered with a conversation template.
+    std::vector<std::int32_t> encode_prompt(const std::string& text, const std::string& conv = "none") const {
+        const auto& tok = tokenizer();
+        const auto p = vila::tokenizer::render_prompt(conv, text);
+        const std::int32_t image_id = image_token_id();
+        const auto known = tok.token_to_id(vila::tokenizer::image_placeholder);
+        if (known && *known == image_id) return tok.encode(p.text, p.add_special_tokens);  // "<image>" is a vocabulary token
+        // VILA: split at "<image>", encode the pieces, put the placeholder id between them.
+        std::vector<std::int32_t> ids;
+        if (p.add_special_tokens) ids = tok.special_prefix();
+        const std::string mark = vila::tokenizer::image_placeholder;
+        std::size_t at = 0;
+        for (;;) {
+            const std::size_t next = p.text.find(mark, at);
+            const auto piece = tok.encode(std::string_view(p.text).substr(at, next == std::string::npos ? std::string::npos : next - at), false);
+            ids.insert(ids.end(), piece.begin(), piece.end());
+            if (next == std::string::npos) break;
+            ids.push_back(image_id);
+            at = next + mark.size();
+        }
+        if (p.add_special_tokens) ids.insert(ids.end(), tok.special_suffix().begin(), tok.special_suffix().end());
+        return ids;
+    }
+
+    /// Decodes and preprocesses image files into pixels [N, 3, H, W].
+    tensor<float> load_images(const std::vector<std::string>& files) const {
+        std::vector<float> all;
+        shape_t one;
+        for (const auto& f : files) {
+            const auto px = processor_.preprocess(vision::load_image(f));
+            if (!one.empty() && px.shape() != one) throw shape_error(f + ": preprocessed to " + to_string(px.shape()) + ", the others to " + to_string(one));
+            one = px.shape();
+            const auto h = px.to_host();
+            all.insert(all.end(), h.begin(), h.end());
+        }
+        if (files.empty()) return tensor<float>({0, 3, layout_.vision.image_size, layout_.vision.image_size});
+        return tensor<float>::from_host({index_t(files.size()), one[0], one[1], one[2]}, all);
+    }
+
+    /// Logits [T', V] of one prompt (ids with image tokens) and its images.
+    tensor<float> logits(const std::vector<std::int32_t>& ids, const tensor<float>& pixels) {
+        return std::visit([&](auto& m) {
+            tensor<float> out = m.forward({{ids, {}, pixels.dim(0)}}, pixels.dim(0) ? &pixels : nullptr);
+            out.reshape({out.dim(1), out.dim(2)});
+            return out;
+        }, *model_);
+    }
+
+    /// Generates after a prompt of ids (with image tokens) and its images; on_token streams ids.
+    std::vector<std::int32_t> generate(const std::vector<std::int32_t>& ids, const tensor<float>& pixels, llm::generate_options o,
+                                       const std::function<bool(std::int32_t)>& on_token = nullptr) {
+        return std::visit([&](auto& m) {
+            for (auto e : m.llm.config.eos_token_ids) o.stop_tokens.push_back(std::int32_t(e));
+            if (tok_ && tok_->eos_id()) o.stop_tokens.push_back(*tok_->eos_id());
+            const auto& embeds = m.embed({{ids, {}, pixels.dim(0)}}, pixels.dim(0) ? &pixels : nullptr);
+            std::vector<std::int32_t> context;
+            for (auto t : ids)
+                if (t != m.image_token_id) context.push_back(t);
+            return llm::generate_from_embeddings(m.llm, embeds, context, o, on_token);
+        }, *model_);
+    }
+
+    /// Asks about images (files) in a prompt; streams text pieces to on_text (return false to
+    /// stop); returns the whole answer.
+    std::string ask(const std::vector<std::string>& image_files, std::string prompt, const ask_options& o = {},
+                    const std::function<bool(const std::string&)>& on_text = nullptr) {
+        std::size_t marks = 0;
+        for (std::size_t p = 0; (p = prompt.find(vila::tokenizer::image_placeholder, p)) != std::string::npos; p += 7) ++marks;
+        if (marks == 0) {
+            std::string head;
+            for (std::size_t i = 0; i < image_files.size(); ++i) head += std::string(vila::tokenizer::image_placeholder) + "\n";
+            prompt = head + prompt;
+            marks = image_files.size();
+        }
+        if (marks != image_files.size())
+            throw error("vila::assistant: the prompt has " + std::to_string(marks) + " <image> mark" + (marks == 1 ? "" : "s") + " but " +
+                        std::to_string(image_files.size()) + " image" + (image_files.size() == 1 ? " was" : "s were") + " given");
+        const auto ids = encode_prompt(prompt, o.conv);
+        const auto pixels = load_images(image_files);
+        vila::tokenizer::stream_decoder text(tokenizer());
+        generate(ids, pixels, o, [&](std::int32_t t) {
+            const std::string piece = text.push(t);
+            return piece.empty() || !on_text || on_text(piece);
+        });
+        const std::string rest = text.finish();
+        if (!rest.empty() && on_text) on_text(rest);
+        return text.text();
+    }
+
+    /// A description of the three parts (vila inspect).
+    std::string summary() const {
+        std::ostringstream s;
+        const auto& L = layout_;
+        s << "model: " << L.dir.string() << " (" << (L.kind == model::layout::format::vila ? "VILA layout" : "LLaVA-HF layout") << ")\n";
+        std::visit([&](auto& m) {
+            auto count = [](auto& part) {
+                index_t n = 0;
+                part.for_each_parameter([&](const std::string&, auto& p) { n += p.value.size(); });
+                return n;
+            };
+            const auto& v = m.vision.config;
+            s << "vision tower: " << v.model_type << ", " << v.num_hidden_layers << " layers, hidden " << v.hidden_size << ", heads "
+              << v.num_attention_heads << ", image " << v.image_size << " px, patch " << v.patch_size << ", select layer " << v.select_layer
+              << " (" << v.select_feature << "), " << count(m.vision) << " parameters\n";
+            s << "projector: " << L.projector_type << ", " << v.hidden_size << " -> " << m.llm.config.hidden_size << ", "
+              << m.tokens_per_image() << " tokens per image, " << count(m.projector) << " parameters\n";
+            const auto& c = m.llm.config;
+            s << "llm: " << c.architecture << ", " << c.num_hidden_layers << " layers, hidden " << c.hidden_size << ", heads "
+              << c.num_attention_heads << " (kv " << c.num_key_value_heads << "), vocab " << c.vocab_size << ", " << count(m.llm)
+              << " parameters\n";
+            s << "image token id: " << m.image_token_id << ", image aspect ratio: " << L.image_aspect_ratio << "\n";
+        }, *model_);
+        if (tok_) s << "tokenizer: " << tok_->vocab_size() << " ids, " << tok_->added_tokens().size() << " added tokens\n";
+        return s.str();
+    }
+
+private:
+    using any_model = std::variant<vlm<vision::clip, projector::linear>, vlm<vision::clip, projector::mlp2x_gelu>,
+                                   vlm<vision::clip, projector::mlp_downsample>, vlm<vision::siglip, projector::linear>,
+                                   vlm<vision::siglip, projector::mlp2x_gelu>, vlm<vision::siglip, projector::mlp_downsample>>;
+    template <class V>
+    static any_model load_for(const model::layout& L) {
+        if (L.projector_type == "linear") return vlm<V, projector::linear>::load(L);
+        if (L.projector_type == "mlp2x_gelu") return vlm<V, projector::mlp2x_gelu>::load(L);
+        return vlm<V, projector::mlp_downsample>::load(L);
+    }
+
+    model::layout layout_;
+    std::unique_ptr<any_model> model_;
+    std::optional<vila::tokenizer::tokenizer> tok_;
+    vision::image_processor processor_;
+};
+
+}  // namespace vila
