@@ -31,7 +31,7 @@ TEST_CASE("assistant: prompts put one image token per <image>") {
     CHECK_THROWS_WITH_AS(llava_m.encode_prompt("hi", "chatml"), doctest::Contains("unknown conversation template 'chatml'"), config_error);
 }
 
-TEST_CASE("assistant: ask streams the answer; image counts must match the prompt") {
+TEST_CASE("assistant: ask streams the answer, and image counts must match the prompt") {
     auto a = assistant::load(vlm_dir("llava"));
     ask_options o;
     o.max_new_tokens = 5;

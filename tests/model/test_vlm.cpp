@@ -106,7 +106,7 @@ TEST_CASE("LLaVA-HF LlavaForConditionalGeneration (CLIP + mlp2x_gelu + Llama): l
     }
 }
 
-TEST_CASE("a padded batch gives every sample the logits it gets alone; labels ignore images and padding") {
+TEST_CASE("a padded batch gives every sample the logits it gets alone, and labels ignore images and padding") {
     auto m = vila_model::load(vlm_dir("vila"));
     const io::safetensors_file ex(vlm_dir("vila") / "expected.safetensors");
     tensor<float> pixels;
@@ -140,7 +140,7 @@ TEST_CASE("a padded batch gives every sample the logits it gets alone; labels ig
     }
 }
 
-TEST_CASE("save writes the VILA layout; reloading gives identical logits") {
+TEST_CASE("save writes the VILA layout and reloading gives identical logits") {
     auto m = llava_model::load(vlm_dir("llava"));
     const auto dir = scratch("saved");
     m.save(dir);
@@ -177,7 +177,7 @@ TEST_CASE("save writes the VILA layout; reloading gives identical logits") {
     fs::remove_all(dir2);
 }
 
-TEST_CASE("training the projector and LLM lowers the loss; a frozen vision tower gets no gradient") {
+TEST_CASE("training the projector and LLM lowers the loss, and a frozen vision tower gets no gradient") {
     auto m = vila_model::load(vlm_dir("vila"));
     const io::safetensors_file ex(vlm_dir("vila") / "expected.safetensors");
     tensor<float> pixels;

@@ -53,7 +53,7 @@ TEST_CASE("images decode like PIL in every format") {
     }
 }
 
-TEST_CASE("CLIP and SigLIP processors match HF's PIL processors; VILA's pad mode too") {
+TEST_CASE("CLIP and SigLIP processors and VILA's pad mode match HF's PIL processors") {
     vision::image_processor clip;  // CLIPImageProcessor defaults, at the fixture's size
     clip.shortest_edge = 32;
     clip.height = clip.width = 32;

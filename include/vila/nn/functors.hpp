@@ -40,11 +40,14 @@ struct accumulate {
 
 /// y[r * cols + c] = b[c]   (broadcast a bias before a GEMM with beta = 1)
 template <class T>
-struct broadcast_row {
+struct broadcast_row {  // one work item per row: the column loop vectorises (no i % cols per element)
     const T* b;
     T* y;
     index_t cols;
-    VILA_HOST_DEVICE void operator()(index_t i) const { y[i] = b[i % cols]; }
+    VILA_HOST_DEVICE void operator()(index_t r) const {
+        T* row = y + r * cols;
+        for (index_t c = 0; c < cols; ++c) row[c] = b[c];
+    }
 };
 
 }  // namespace vila::nn::detail

@@ -22,7 +22,7 @@ void linear_forward(const tensor<T, B>& x, const tensor<T, B>& w, const tensor<T
     if (b) check_shape(where, "bias", b->shape(), {out});
     const index_t rows = x.size() / (in ? in : 1);
     y.ensure_shape(with_last(x.shape(), out));  // y [rows, out]
-    if (b) B::parallel_for(y.size(), detail::broadcast_row<T>{b->data(), y.data(), out});
+    if (b) B::parallel_for(rows, detail::broadcast_row<T>{b->data(), y.data(), out});
     B::gemm(false, true, rows, out, in, T(1), x.data(), in, w.data(), in, b ? T(1) : T(0), y.data(), out);
 }
 
