@@ -1,7 +1,8 @@
 // Tests the multimodal side of the `vila` CLI (ctest: check_vlm VILA FIXTURES_DIR WORK_DIR):
-//  - `vila generate --image ...` on the fixture VILA-layout (two images, --conv vicuna_v1) and
-//    LLaVA-HF (one image) models prints the tokens PyTorch's greedy decoding gives from the same
-//    image files, prompts and tokenizers (tests/fixtures/vlm/cli_expected.json, make_vlm.py);
+//  - `vila generate --image ...` on the fixture VILA-layout (--conv vicuna_v1) and LLaVA-HF
+//    models, each with one and with two images, prints the tokens PyTorch's greedy decoding
+//    gives from the same image files, prompts and tokenizers (tests/fixtures/vlm/
+//    cli_expected.json, make_vlm.py);
 //  - `vila logits --image` writes [text + image tokens, vocab]; `vila inspect` shows the three parts;
 //  - bad input (corrupt image, image count mismatch, unknown projector type, missing projector
 //    weights) exits non-zero with one clear line.
@@ -31,8 +32,9 @@ int main(int argc, char** argv) {
     auto q = [](const fs::path& p) { return "'" + p.string() + "'"; };
 
     const auto expected = nlohmann::json::parse(slurp(fx / "vlm" / "cli_expected.json"));
-    for (const auto& [name, e] : expected.items()) {
-        std::string cmd = vila + " generate --model " + q(fx / "vlm" / name) + " --max-new-tokens 8 --show-ids --conv " +
+    for (const auto& e : expected) {
+        const std::string name = e["model"].get<std::string>() + " x" + std::to_string(e["images"].size());
+        std::string cmd = vila + " generate --model " + q(fx / "vlm" / e["model"].get<std::string>()) + " --max-new-tokens 8 --show-ids --conv " +
                           e["conv"].get<std::string>();
         for (const auto& img : e["images"]) cmd += " --image " + q(fx / "images" / img.get<std::string>());
         std::string prompt = e["prompt"].get<std::string>();
@@ -42,7 +44,7 @@ int main(int argc, char** argv) {
         std::string want;
         for (const auto& id : e["ids"]) want += std::to_string(id.get<int>()) + " ";
         check(rc == 0 && out == want + "\n", name + ": vila generate prints PyTorch's greedy tokens '" + want + "', got '" + out + "' " + err);
-        std::cout << name << ": generate --image x" << e["images"].size() << " -> " << out;
+        std::cout << name << " image(s): generate -> " << out;
     }
 
     // text streaming (no --show-ids) works too

@@ -37,3 +37,14 @@ else()
 endif()
 run(${CMAKE_COMMAND} --build "${WORK}/app-build" -j 2)
 run("${WORK}/app-build/vila_downstream_app")
+
+# The embedding example (examples/embed), built against the installed package, asks the
+# fixture VILA model about two fixture images.
+if(MODE STREQUAL "install")
+  run(${CMAKE_COMMAND} ${gen_args} -S "${VILA_SOURCE}/examples/embed" -B "${WORK}/embed-build" -DCMAKE_BUILD_TYPE=Release
+      -DCMAKE_PREFIX_PATH=${WORK}/prefix)
+  run(${CMAKE_COMMAND} --build "${WORK}/embed-build" -j 2)
+  set(fx "${VILA_SOURCE}/tests/fixtures")
+  run("${WORK}/embed-build/ask_images" --model "${fx}/vlm/vila" --image "${fx}/images/a.png" --image "${fx}/images/a.jpg"
+      --prompt "<image> and <image>: which is red?" --conv vicuna_v1 --max-new-tokens 8)
+endif()

@@ -7,9 +7,16 @@
 //   quick_gelu  "quick_gelu"         x sigmoid(1.702 x)                                  (CLIP)
 //   silu        "silu"               x sigmoid(x)                                        (LLaMA)
 // SwiGLU (LLaMA's MLP): y = silu(gate) * up.
+// On the CPU backend the forward of the policies with an `array` form runs as Eigen array
+// expressions in chunks (vectorised exp/tanh: the scalar std::exp loop took 11% of a ViT
+// forward); the math is the same formula, so results agree to float rounding.
 #pragma once
 #include <cmath>
+#include <type_traits>
 
+#include <Eigen/Core>
+
+#include "../backend/cpu.hpp"
 #include "../core/tensor.hpp"
 
 namespace vila::nn {
@@ -33,6 +40,11 @@ struct gelu_tanh {
         const T k = T(0.79788456080286535588);  // sqrt(2/pi)
         return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
     }
+    template <class A>
+    static auto array(const A& x) {
+        using T = typename A::Scalar;
+        return T(0.5) * x * (T(1) + (T(0.79788456080286535588) * (x + T(0.044715) * x * x * x)).tanh());
+    }
     template <class T>
     VILA_HOST_DEVICE static T derivative(T x) {
         const T k = T(0.79788456080286535588);
@@ -45,6 +57,11 @@ struct quick_gelu {
     static constexpr const char* name = "quick_gelu";
     template <class T>
     VILA_HOST_DEVICE static T value(T x) { return x / (T(1) + std::exp(T(-1.702) * x)); }
+    template <class A>
+    static auto array(const A& x) {
+        using T = typename A::Scalar;
+        return x / (T(1) + (T(-1.702) * x).exp());
+    }
     template <class T>
     VILA_HOST_DEVICE static T derivative(T x) {
         const T s = T(1) / (T(1) + std::exp(T(-1.702) * x));
@@ -56,6 +73,11 @@ struct silu {
     static constexpr const char* name = "silu";
     template <class T>
     VILA_HOST_DEVICE static T value(T x) { return x / (T(1) + std::exp(-x)); }
+    template <class A>
+    static auto array(const A& x) {
+        using T = typename A::Scalar;
+        return x / (T(1) + (-x).exp());
+    }
     template <class T>
     VILA_HOST_DEVICE static T derivative(T x) {
         const T s = T(1) / (T(1) + std::exp(-x));
@@ -98,11 +120,35 @@ struct swiglu_bwd {
 };
 }  // namespace detail
 
+namespace detail {
+template <class Act, class = void>
+struct has_array_form : std::false_type {};
+template <class Act>
+struct has_array_form<Act, std::void_t<decltype(Act::array(std::declval<Eigen::ArrayXf>()))>> : std::true_type {};
+
+/// f(begin, end) over [0, n) in chunks spread across the CPU backend's threads.
+template <class F>
+void cpu_chunks(index_t n, const F& f) {
+    const index_t chunk = 16384, count = (n + chunk - 1) / chunk;
+    backend::cpu::parallel_for(count, [&](index_t c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
+}
+template <class T>
+using array_map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using const_array_map = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+}  // namespace detail
+
 /// y = Act(x), elementwise; y takes x's shape.
 template <class Act, class T, class B>
 void activation_forward(const tensor<T, B>& x, tensor<T, B>& y) {
     y.ensure_shape(x.shape());
-    B::parallel_for(x.size(), detail::activation_fwd<T, Act>{x.data(), y.data()});
+    if constexpr (std::is_same<B, backend::cpu>::value && detail::has_array_form<Act>::value) {
+        detail::cpu_chunks(x.size(), [&](index_t b, index_t e) {
+            detail::array_map<T>(y.data() + b, e - b) = Act::array(detail::const_array_map<T>(x.data() + b, e - b));
+        });
+    } else {
+        B::parallel_for(x.size(), detail::activation_fwd<T, Act>{x.data(), y.data()});
+    }
 }
 
 /// dx += dy * Act'(x).
@@ -119,7 +165,14 @@ void swiglu_forward(const tensor<T, B>& gate, const tensor<T, B>& up, tensor<T, 
     check_shapes(gate.shape() == up.shape(), "vila::nn::swiglu", "gate", gate.shape(), "up", up.shape(),
                  "must have the same shape");
     y.ensure_shape(gate.shape());
-    B::parallel_for(gate.size(), detail::swiglu_fwd<T>{gate.data(), up.data(), y.data()});
+    if constexpr (std::is_same<B, backend::cpu>::value) {
+        detail::cpu_chunks(gate.size(), [&](index_t b, index_t e) {
+            detail::array_map<T>(y.data() + b, e - b) =
+                silu::array(detail::const_array_map<T>(gate.data() + b, e - b)) * detail::const_array_map<T>(up.data() + b, e - b);
+        });
+    } else {
+        B::parallel_for(gate.size(), detail::swiglu_fwd<T>{gate.data(), up.data(), y.data()});
+    }
 }
 
 /// dgate += dy * up * silu'(gate);  dup += dy * silu(gate).  Either output may be null.
