@@ -14,8 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 fs::path tmp_dir() {
-    const auto d = fs::temp_directory_path() / "vila_test_safetensors";
-    fs::create_directories(d);
+    static const auto d = test::scratch_dir("vila_test_safetensors");
     return d;
 }
 /// Writes a file with a hand-made header and `data_bytes` bytes of data.

@@ -102,8 +102,7 @@ TEST_CASE("llama: save then load gives identical logits") {
     const io::safetensors_file ex(case_dir("qwen2_bias") / "expected.safetensors");
     const auto ids = read_ids(ex, "ids");
     const auto before = model.forward(ids).to_host();
-    const auto dir = std::filesystem::temp_directory_path() / "vila_test_llama_save";
-    std::filesystem::remove_all(dir);
+    const auto dir = test::scratch_dir("vila_test_llama_save");
     model.save(dir);
     auto again = llm::llama<float>::load(dir);
     CHECK(again.config.architecture == "Qwen2ForCausalLM");

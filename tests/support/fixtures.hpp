@@ -1,9 +1,12 @@
 // Loading of the committed PyTorch fixtures (tests/fixtures/*.json, made by make_*.py there).
 #pragma once
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,15 @@
 namespace vila::test {
 
 inline std::string fixture_path(const std::string& name) { return std::string(VILA_TEST_DATA_DIR) + "/" + name; }
+
+/// An empty scratch folder under the temp directory, unique to this process: ctest runs the
+/// CPU and Thrust test executables in parallel, and a shared folder would race.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+    const auto d = std::filesystem::temp_directory_path() / (name + "." + std::to_string(::getpid()));
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    return d;
+}
 
 /// Parsed once per process.
 inline const nlohmann::json& load_json_fixture(const std::string& name) {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <vila/tokenizer/tokenizer.hpp>
 
+#include "../support/fixtures.hpp"
 #include "../support/tokenizer_data.hpp"
 
 using namespace vila;
@@ -97,8 +98,7 @@ TEST_CASE("malformed tokenizer.json: each failure names the file and the field")
 
 TEST_CASE("unreadable and truncated files") {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / "vila_tokenizer_bad_input";
-    fs::create_directories(dir);
+    const fs::path dir = test::scratch_dir("vila_tokenizer_bad_input");
     CHECK_THROWS_AS(tokenizer::tokenizer::load(dir / "missing"), io_error);
     {
         std::ifstream src(test::tokenizer_dir("gpt2") / "tokenizer.json", std::ios::binary);

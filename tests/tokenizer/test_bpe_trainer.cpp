@@ -15,8 +15,7 @@ TEST_CASE("a trained BPE round-trips through HF tokenizers") {
     opt.vocab_size = fx.at("vocab_size");
     tokenizer::bpe_trainer trainer(opt);
     trainer.feed_files({test::fixture_path("bpe_train.txt")});
-    const auto dir = std::filesystem::temp_directory_path() / "vila_test_bpe_trainer";
-    std::filesystem::remove_all(dir);
+    const auto dir = test::scratch_dir("vila_test_bpe_trainer");
     trainer.train_and_save(dir);
     REQUIRE(std::filesystem::exists(dir / "tokenizer.json"));
     CHECK_FALSE(std::filesystem::exists(dir / "tokenizer.json.tmp"));  // written atomically

@@ -14,6 +14,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include <Eigen/Core>
@@ -24,12 +25,35 @@
 
 namespace vila::backend {
 
+namespace detail {
+/// 64-byte aligned allocation (a cache line, an AVX-512 register). Beyond speed, it makes
+/// results reproducible bit for bit: Eigen's vectorised loops peel a different number of
+/// leading elements for a different alignment, which changes the order of a sum, so two
+/// copies of one model could otherwise give logits differing in the last bit.
+template <class T>
+struct aligned_allocator {
+    using value_type = T;
+    static constexpr std::size_t alignment = 64;
+    aligned_allocator() noexcept = default;
+    template <class U>
+    aligned_allocator(const aligned_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(alignment))); }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t(alignment)); }
+    template <class U>
+    struct rebind {
+        using other = aligned_allocator<U>;
+    };
+    friend bool operator==(const aligned_allocator&, const aligned_allocator&) noexcept { return true; }
+    friend bool operator!=(const aligned_allocator&, const aligned_allocator&) noexcept { return false; }
+};
+}  // namespace detail
+
 struct cpu {
     static constexpr const char* name = "cpu";
 
-    /// xtensor's row-major N-d container owns the memory; Eigen maps view it for the math.
+    /// xtensor's row-major N-d container owns the memory (64-byte aligned); Eigen maps view it.
     template <class T>
-    using storage = xt::xarray<T, xt::layout_type::row_major>;
+    using storage = xt::xarray<T, xt::layout_type::row_major, detail::aligned_allocator<T>>;
 
     template <class T>
     static void resize(storage<T>& s, const shape_t& shape) {

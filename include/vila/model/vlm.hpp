@@ -189,22 +189,37 @@ public:
         collect(projector, p);
         io::save_safetensors(dir / "vision_tower" / "model.safetensors", v, {{"format", "pt"}}, type);
         io::save_safetensors(dir / "mm_projector" / "model.safetensors", p, {{"format", "pt"}}, type);
-        nlohmann::json vc = vision.config.to_json();
+        // (JSON built key by key: nvcc cannot parse nested brace-initialised json arguments)
+        const nlohmann::json vc = vision.config.to_json();
         write_json(dir / "vision_tower" / "config.json", vc);
-        write_json(dir / "mm_projector" / "config.json",
-                   {{"architectures", {"MultimodalProjector"}}, {"mm_projector_type", projector_t::type_name}, {"model_type", "v2l_projector"}});
-        write_json(dir / "config.json",
-                   {{"architectures", {"LlavaLlamaModel"}},
-                    {"model_type", "llava_llama"},
-                    {"llm_cfg", {{"_name_or_path", "./llm"}, {"architectures", {llm.config.architecture}}}},
-                    {"vision_tower_cfg", {{"_name_or_path", "./vision_tower"}, {"architectures", vc["architectures"]}}},
-                    {"mm_projector_cfg", {{"_name_or_path", "./mm_projector"}, {"mm_projector_type", projector_t::type_name}}},
-                    {"hidden_size", llm.config.hidden_size},
-                    {"mm_hidden_size", vision.config.hidden_size},
-                    {"image_aspect_ratio", image_aspect_ratio},
-                    {"mm_vision_select_layer", vision.config.select_layer},
-                    {"mm_vision_select_feature", vision.config.select_feature},
-                    {"image_token_id", image_token_id}});
+        nlohmann::json pc;
+        pc["architectures"] = nlohmann::json::array();
+        pc["architectures"].push_back("MultimodalProjector");
+        pc["mm_projector_type"] = projector_t::type_name;
+        pc["model_type"] = "v2l_projector";
+        write_json(dir / "mm_projector" / "config.json", pc);
+        nlohmann::json root, llm_cfg, vision_cfg, projector_cfg;
+        llm_cfg["_name_or_path"] = "./llm";
+        const llm::llama_config& lc = this->llm.config;
+        llm_cfg["architectures"] = nlohmann::json::array();
+        llm_cfg["architectures"].push_back(lc.architecture);
+        vision_cfg["_name_or_path"] = "./vision_tower";
+        vision_cfg["architectures"] = vc["architectures"];
+        projector_cfg["_name_or_path"] = "./mm_projector";
+        projector_cfg["mm_projector_type"] = projector_t::type_name;
+        root["architectures"] = nlohmann::json::array();
+        root["architectures"].push_back("LlavaLlamaModel");
+        root["model_type"] = "llava_llama";
+        root["llm_cfg"] = llm_cfg;
+        root["vision_tower_cfg"] = vision_cfg;
+        root["mm_projector_cfg"] = projector_cfg;
+        root["hidden_size"] = lc.hidden_size;
+        root["mm_hidden_size"] = vision.config.hidden_size;
+        root["image_aspect_ratio"] = image_aspect_ratio;
+        root["mm_vision_select_layer"] = vision.config.select_layer;
+        root["mm_vision_select_feature"] = vision.config.select_feature;
+        root["image_token_id"] = image_token_id;
+        write_json(dir / "config.json", root);
     }
 
 private:

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "functors.hpp"
 
 namespace vila::nn {
 
@@ -48,6 +49,19 @@ struct attention_softmax_row {
     VILA_HOST_DEVICE void operator()(index_t idx) const {  // idx = (b * H + h) * T + i
         const index_t i = idx % d.T, b = idx / (d.T * d.H);
         T* p = probs + idx * d.S;
+        if (!mask) {  // the visible keys are a prefix: vectorisable loops, no per-key test
+            index_t n = d.S;
+            if (d.causal) n = i + (d.S - d.T) + 1 < d.S ? i + (d.S - d.T) + 1 : d.S;
+            if (n < 0) n = 0;
+            T m = n > 0 ? p[0] : T(0);
+            for (index_t j = 1; j < n; ++j) m = p[j] > m ? p[j] : m;
+            for (index_t j = 0; j < n; ++j) p[j] = std::exp(p[j] - m);
+            const T sum = lane_sum(p, n, identity_of<T>{});
+            const T inv = n > 0 ? T(1) / sum : T(0);
+            for (index_t j = 0; j < n; ++j) p[j] *= inv;
+            for (index_t j = n; j < d.S; ++j) p[j] = T(0);
+            return;
+        }
         T m = 0;
         bool seen = false;
         for (index_t j = 0; j < d.S; ++j)

@@ -8,6 +8,33 @@
 
 namespace vila::nn::detail {
 
+/// sum_i f(p[i]) over a row with 8 independent partial sums: a single running sum is one long
+/// dependency chain of adds the compiler may not reorder (no -ffast-math), so it neither
+/// pipelines nor vectorises; eight lanes do both. (Row reductions of the norms.)
+template <class T, class F>
+VILA_HOST_DEVICE T lane_sum(const T* p, index_t n, F f) {
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    index_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += f(p[i + l]);
+    T tail = 0;
+    for (; i < n; ++i) tail += f(p[i]);
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+template <class T>
+struct identity_of {
+    VILA_HOST_DEVICE T operator()(T v) const { return v; }
+};
+template <class T>
+struct square_of {
+    VILA_HOST_DEVICE T operator()(T v) const { return v * v; }
+};
+template <class T>
+struct squared_deviation {
+    T mean;
+    VILA_HOST_DEVICE T operator()(T v) const { return (v - mean) * (v - mean); }
+};
+
 /// out[c] += sum over rows r of in[r * cols + c]   (bias gradients)
 template <class T>
 struct column_sum_add {

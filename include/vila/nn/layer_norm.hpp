@@ -24,14 +24,14 @@ struct layer_norm_row {
     T eps;
     VILA_HOST_DEVICE void operator()(index_t r) const {
         const T* xr = x + r * dim;
-        T m = 0;
-        for (index_t i = 0; i < dim; ++i) m += xr[i];
-        m /= T(dim);
-        T v = 0;
-        for (index_t i = 0; i < dim; ++i) v += (xr[i] - m) * (xr[i] - m);
+        const T m = lane_sum(xr, dim, identity_of<T>{}) / T(dim);
+        const T v = lane_sum(xr, dim, squared_deviation<T>{m});
         const T s = T(1) / std::sqrt(v / T(dim) + eps);
         T* yr = y + r * dim;
-        for (index_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) * s * w[i] + (b ? b[i] : T(0));
+        if (b)
+            for (index_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) * s * w[i] + b[i];
+        else
+            for (index_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) * s * w[i];
         mean[r] = m;
         rstd[r] = s;
     }

@@ -8,6 +8,7 @@
 
 #include "../core/param.hpp"
 #include "../core/tensor.hpp"
+#include "functors.hpp"
 
 namespace vila::nn {
 namespace detail {
@@ -21,8 +22,7 @@ struct rms_norm_row {
     T eps;
     VILA_HOST_DEVICE void operator()(index_t r) const {
         const T* xr = x + r * dim;
-        T ss = 0;
-        for (index_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+        const T ss = lane_sum(xr, dim, square_of<T>{});
         const T s = T(1) / std::sqrt(ss / T(dim) + eps);
         T* yr = y + r * dim;
         for (index_t i = 0; i < dim; ++i) yr[i] = w[i] * (xr[i] * s);

@@ -96,19 +96,25 @@ struct vit_config {
 };
 
 namespace detail {
+// Work items are rows of contiguous elements (a patch row, a token): index arithmetic (64-bit
+// divisions) once per row instead of per element, and the inner loops vectorise.
+
 /// im2col for a stride-P convolution: patches[b, p, (c, ky, kx)] = pixels[b, c, py*P + ky, px*P + kx].
+/// One work item per (b, p, c, ky): P contiguous pixels.
 template <class T>
 struct im2col {
     const T* pixels;
     T* patches;
     index_t C, H, W, P, grid;
-    VILA_HOST_DEVICE void operator()(index_t idx) const {
-        const index_t k = idx % (C * P * P), p = (idx / (C * P * P)) % (grid * grid), b = idx / (C * P * P * grid * grid);
-        const index_t c = k / (P * P), ky = (k / P) % P, kx = k % P, py = p / grid, px = p % grid;
-        patches[idx] = pixels[((b * C + c) * H + py * P + ky) * W + px * P + kx];
+    VILA_HOST_DEVICE void operator()(index_t row) const {
+        const index_t ky = row % P, c = (row / P) % C, p = (row / (P * C)) % (grid * grid), b = row / (P * C * grid * grid);
+        const index_t py = p / grid, px = p % grid;
+        const T* src = pixels + ((b * C + c) * H + py * P + ky) * W + px * P;
+        T* dst = patches + row * P;  // rows are laid out (b, p, c, ky), each P long
+        for (index_t kx = 0; kx < P; ++kx) dst[kx] = src[kx];
     }
 };
-/// h[b, t, :] = (t < offset ? cls : patch_out[b, t - offset, :]) + pos[t, :]
+/// h[b, t, :] = (t < offset ? cls : patch_out[b, t - offset, :]) + pos[t, :]; one work item per (b, t).
 template <class T>
 struct assemble_tokens {
     const T* patch_out;
@@ -116,10 +122,12 @@ struct assemble_tokens {
     const T* pos;
     T* h;
     index_t tokens, D, offset;
-    VILA_HOST_DEVICE void operator()(index_t idx) const {
-        const index_t d = idx % D, t = (idx / D) % tokens, b = idx / (D * tokens);
-        const T v = t < offset ? cls[d] : patch_out[(b * (tokens - offset) + t - offset) * D + d];
-        h[idx] = v + pos[t * D + d];
+    VILA_HOST_DEVICE void operator()(index_t row) const {
+        const index_t t = row % tokens, b = row / tokens;
+        const T* src = t < offset ? cls : patch_out + (b * (tokens - offset) + t - offset) * D;
+        const T* pr = pos + t * D;
+        T* dst = h + row * D;
+        for (index_t d = 0; d < D; ++d) dst[d] = src[d] + pr[d];
     }
 };
 /// Gradients of the token assembly: dpos[t] += sum_b dh[b, t]; dcls += sum_b dh[b, 0]; dpatch = dh[:, offset:].
@@ -137,17 +145,20 @@ struct tokens_backward_col {
         if (dcls && t < offset) dcls[d] += acc;
     }
 };
+/// dst[b, t, :] = src[b, t + first, :] (or, scattering, its gradient); one work item per (b, t).
 template <class T>
-struct drop_tokens {  // dst[b, t, :] = src[b, t + first, :]  (or its gradient scatter)
+struct drop_tokens {
     const T* src;
     T* dst;
     index_t tokens_dst, tokens_src, D, first;
     bool scatter;
-    VILA_HOST_DEVICE void operator()(index_t idx) const {
-        const index_t d = idx % D, t = (idx / D) % tokens_dst, b = idx / (D * tokens_dst);
-        const index_t s = (b * tokens_src + t + first) * D + d;
-        if (scatter) dst[s] += src[idx];
-        else dst[idx] = src[s];
+    VILA_HOST_DEVICE void operator()(index_t row) const {
+        const index_t t = row % tokens_dst, b = row / tokens_dst;
+        const index_t s = (b * tokens_src + t + first) * D, o = row * D;
+        if (scatter)
+            for (index_t d = 0; d < D; ++d) dst[s + d] += src[o + d];
+        else
+            for (index_t d = 0; d < D; ++d) dst[o + d] = src[s + d];
     }
 };
 }  // namespace detail
@@ -277,12 +288,12 @@ public:
         const index_t K = c.num_channels * P * P, offset = Flavor::class_token ? 1 : 0;
         batch_ = Bn;
         patches_.ensure_shape({Bn, g * g, K});
-        B::parallel_for(patches_.size(), detail::im2col<T>{pixels.data(), patches_.data(), c.num_channels, c.image_size, c.image_size, P, g});
+        B::parallel_for(patches_.size() / P, detail::im2col<T>{pixels.data(), patches_.data(), c.num_channels, c.image_size, c.image_size, P, g});
         patch_weight.value.reshape({D, K});
         nn::linear_forward(patches_, patch_weight.value, Flavor::patch_bias ? &patch_bias.value : nullptr, patch_out_);
         patch_weight.value.reshape({D, c.num_channels, P, P});
         embeddings_.ensure_shape({Bn, Tn, D});
-        B::parallel_for(embeddings_.size(), detail::assemble_tokens<T>{patch_out_.data(), Flavor::class_token ? class_embedding.value.data() : nullptr,
+        B::parallel_for(embeddings_.size() / D, detail::assemble_tokens<T>{patch_out_.data(), Flavor::class_token ? class_embedding.value.data() : nullptr,
                                                                          position_embedding.value.data(), embeddings_.data(), Tn, D, offset});
         const tensor_t* h = &embeddings_;
         if (Flavor::pre_norm) {
@@ -296,7 +307,7 @@ public:
         selected_input_ = h;
         const index_t first = Tn - feature_tokens();
         features_.ensure_shape({Bn, Tn - first, D});
-        B::parallel_for(features_.size(), detail::drop_tokens<T>{h->data(), features_.data(), Tn - first, Tn, D, first, false});
+        B::parallel_for(features_.size() / D, detail::drop_tokens<T>{h->data(), features_.data(), Tn - first, Tn, D, first, false});
         return features_;
     }
 
@@ -306,7 +317,7 @@ public:
         check_shape("vila::vision::vit backward", "dfeatures", dfeatures.shape(), features_.shape());
         const index_t D = c.hidden_size, Tn = tokens(), first = Tn - feature_tokens();
         tensor_t dh(selected_input_->shape()), dx(selected_input_->shape());
-        B::parallel_for(dfeatures.size(), detail::drop_tokens<T>{dfeatures.data(), dh.data(), Tn - first, Tn, D, first, true});
+        B::parallel_for(dfeatures.size() / D, detail::drop_tokens<T>{dfeatures.data(), dh.data(), Tn - first, Tn, D, first, true});
         for (index_t i = layers_run() - 1; i >= 0; --i) {
             dx.zero();
             layer_backward(layers[std::size_t(i)], dh, dx);
@@ -321,7 +332,7 @@ public:
                                                               batch_, Tn, D, offset});
         if (patch_weight.trainable || (Flavor::patch_bias && patch_bias.trainable)) {
             tensor_t dpatch({batch_, Tn - offset, D});
-            B::parallel_for(dpatch.size(), detail::drop_tokens<T>{demb.data(), dpatch.data(), Tn - offset, Tn, D, offset, false});
+            B::parallel_for(dpatch.size() / D, detail::drop_tokens<T>{demb.data(), dpatch.data(), Tn - offset, Tn, D, offset, false});
             const index_t K = c.num_channels * c.patch_size * c.patch_size;
             patch_weight.value.reshape({D, K});
             if (patch_weight.trainable) patch_weight.grad.reshape({D, K});
