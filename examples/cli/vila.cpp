@@ -242,10 +242,7 @@ vlm_prompt vlm_prompt_of(args& a, vila::assistant& m) {
         if (!conv.empty()) throw usage_error("--conv applies to --prompt, not --ids");
         p.ids = parse_ids(ids);
     } else {
-        std::string prompt = text;
-        if (prompt.find(vila::tokenizer::image_placeholder) == std::string::npos)  // as VILA's run script: images first
-            for (std::size_t i = 0; i < images.size(); ++i) prompt = std::string(vila::tokenizer::image_placeholder) + "\n" + prompt;
-        p.ids = m.encode_prompt(prompt, conv.empty() ? "none" : conv);
+        p.ids = m.encode_prompt(vila::assistant::mark_images(text, images.size()), conv.empty() ? "none" : conv);
     }
     p.pixels = m.load_images(images);
     return p;

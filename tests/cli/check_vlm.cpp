@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     one_line_failure(llava + " --image " + q(fx / "images" / "empty.png") + " --prompt hi", "empty.png");
     one_line_failure(llava + " --image " + q(fx / "images" / "bomb.png") + " --prompt hi", "decompression bomb");
     one_line_failure(llava + " --image " + q(fx / "images" / "a.png") + " --image " + q(fx / "images" / "b.png") + " --prompt '<image> hi'",
-                     "1 image token but 2 images");
+                     "the prompt has 1 <image> mark but 2 images were given");
     one_line_failure(llava + " --image " + q(fx / "images" / "missing.png") + " --prompt hi", "missing.png");
 
     const fs::path broken = work / "broken";

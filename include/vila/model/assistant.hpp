@@ -136,19 +136,25 @@ public:
 
     /// Asks about images (files) in a prompt; streams text pieces to on_text (return false to
     /// stop); returns the whole answer.
-    std::string ask(const std::vector<std::string>& image_files, std::string prompt, const ask_options& o = {},
-                    const std::function<bool(const std::string&)>& on_text = nullptr) {
+    /// The prompt with an "<image>" mark per image: unchanged when it has marks, else "<image>\n"
+    /// per image in front (VILA's run script). Throws when the marks and images disagree.
+    static std::string mark_images(const std::string& prompt, std::size_t images) {
         std::size_t marks = 0;
-        for (std::size_t p = 0; (p = prompt.find(vila::tokenizer::image_placeholder, p)) != std::string::npos; p += 7) ++marks;
+        const std::string mark = vila::tokenizer::image_placeholder;
+        for (std::size_t p = 0; (p = prompt.find(mark, p)) != std::string::npos; p += mark.size()) ++marks;
+        if (marks == images) return prompt;
         if (marks == 0) {
             std::string head;
-            for (std::size_t i = 0; i < image_files.size(); ++i) head += std::string(vila::tokenizer::image_placeholder) + "\n";
-            prompt = head + prompt;
-            marks = image_files.size();
+            for (std::size_t i = 0; i < images; ++i) head += mark + "\n";
+            return head + prompt;
         }
-        if (marks != image_files.size())
-            throw error("vila::assistant: the prompt has " + std::to_string(marks) + " <image> mark" + (marks == 1 ? "" : "s") + " but " +
-                        std::to_string(image_files.size()) + " image" + (image_files.size() == 1 ? " was" : "s were") + " given");
+        throw error("vila::assistant: the prompt has " + std::to_string(marks) + " <image> mark" + (marks == 1 ? "" : "s") + " but " +
+                    std::to_string(images) + " image" + (images == 1 ? " was" : "s were") + " given");
+    }
+
+    std::string ask(const std::vector<std::string>& image_files, const std::string& user_prompt, const ask_options& o = {},
+                    const std::function<bool(const std::string&)>& on_text = nullptr) {
+        const std::string prompt = mark_images(user_prompt, image_files.size());
         const auto ids = encode_prompt(prompt, o.conv);
         const auto pixels = load_images(image_files);
         vila::tokenizer::stream_decoder text(tokenizer());

@@ -119,18 +119,6 @@ struct splice_gather {
         out[i] = t >= 0 ? embed[index_t(t) * dim + d] : f >= 0 ? features[index_t(f) * dim + d] : T(0);
     }
 };
-/// dembed[token[pos], c] += dout[pos, c] over text positions; one thread per column, so no races.
-template <class T>
-struct splice_embed_grad {
-    const std::int32_t* token;
-    const T* dout;
-    T* dembed;
-    index_t positions, dim;
-    VILA_HOST_DEVICE void operator()(index_t c) const {
-        for (index_t p = 0; p < positions; ++p)
-            if (token[p] >= 0) dembed[index_t(token[p]) * dim + c] += dout[p * dim + c];
-    }
-};
 /// dfeatures[row, :] = dout[feature_position[row], :].
 template <class T>
 struct splice_feature_grad {

@@ -23,6 +23,7 @@
 #include "../io/safetensors.hpp"
 #include "../llm/generate.hpp"
 #include "../llm/llama.hpp"
+#include "../nn/embedding.hpp"
 #include "../projector/projectors.hpp"
 #include "../vision/vit.hpp"
 #include "checkpoint.hpp"
@@ -122,7 +123,7 @@ public:
         dembeds_.zero();
         llm.backward_loss(&dembeds_);
         auto& E = llm.embed_tokens.weight;
-        if (E.trainable) B::parallel_for(D, model::detail::splice_embed_grad<T>{token_.data(), dembeds_.data(), E.grad.data(), token_.size(), D});
+        if (E.trainable) nn::embedding_backward(token_, dembeds_, E.grad);  // text positions; image and padding ids are -1
         if (images_ == 0) return;
         const bool vision_trains = any_trainable(vision);
         if (!vision_trains && !any_trainable(projector)) return;

@@ -2,7 +2,8 @@
 //
 // Shapes: ids [...] (int32), W [vocab, dim], y [..., dim].
 // An id outside [0, vocab) throws vila::error before any memory is touched.
-// Backward accumulates dW[id[t]] += dy[t]; it runs over columns so repeated ids never race.
+// Backward accumulates dW[id[t]] += dy[t] (skipping negative ids: positions that hold no token,
+// such as a VLM's image features); it runs over columns so repeated ids never race.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -27,8 +28,9 @@ struct embedding_scatter_add {
     const T* dy;
     T* dw;
     index_t tokens, dim;
-    VILA_HOST_DEVICE void operator()(index_t c) const {
-        for (index_t t = 0; t < tokens; ++t) dw[index_t(ids[t]) * dim + c] += dy[t * dim + c];
+    VILA_HOST_DEVICE void operator()(index_t c) const {  // a negative id (a VLM's image position) adds nothing
+        for (index_t t = 0; t < tokens; ++t)
+            if (ids[t] >= 0) dw[index_t(ids[t]) * dim + c] += dy[t * dim + c];
     }
 };
 }  // namespace detail
