@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+from tuned_env import tuned_env
+
 TORCH = r"""
 import json, sys, time, resource, torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -57,17 +59,8 @@ print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": tokens / best})
 """
 
 
-def env():
-    e = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OPENBLAS_THREAD_TIMEOUT="4")
-    e.pop("OPENBLAS_CORETYPE", None)
-    e.pop("OPENBLAS_L2_SIZE", None)
-    return e
-
-
 def timed(cmd, threads):
-    e = env()
-    e["OMP_NUM_THREADS"] = str(threads)
-    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=e, check=True, capture_output=True, text=True)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads), check=True, capture_output=True, text=True)
     res = json.loads(r.stdout.strip().splitlines()[-1])
     res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
     return res

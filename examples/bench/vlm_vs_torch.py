@@ -18,6 +18,8 @@ import os
 import subprocess
 import sys
 
+from tuned_env import tuned_env
+
 TORCH = r"""
 import json, sys, time, torch
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
@@ -52,15 +54,8 @@ else:
 """
 
 
-def env(threads):
-    e = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OPENBLAS_THREAD_TIMEOUT="4", OMP_NUM_THREADS=str(threads))
-    e.pop("OPENBLAS_CORETYPE", None)
-    e.pop("OPENBLAS_L2_SIZE", None)
-    return e
-
-
 def run(cmd, threads):
-    r = subprocess.run(cmd, env=env(threads), check=True, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=tuned_env(threads), check=True, capture_output=True, text=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

@@ -48,11 +48,12 @@ public:
         if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
         if (std::filesystem::exists(L.preprocessor_file())) {
             a.processor_ = vision::image_processor::from_json(model::detail::read_json(L.preprocessor_file()), L.preprocessor_file().string());
-        } else {  // the tower's own resolution, its family's defaults
-            a.processor_.type = clip ? vision::image_processor::kind::clip : vision::image_processor::kind::siglip;
-            a.processor_.shortest_edge = a.processor_.height = a.processor_.width = L.vision.image_size;
-            if (!clip) a.processor_.do_center_crop = false, a.processor_.mean[0] = a.processor_.mean[1] = a.processor_.mean[2] = 0.5,
-                       a.processor_.stddev[0] = a.processor_.stddev[1] = a.processor_.stddev[2] = 0.5;
+        } else {  // no preprocessor_config.json: the family's defaults at the tower's resolution
+            nlohmann::json j = {{"image_processor_type", clip ? "CLIPImageProcessor" : "SiglipImageProcessor"}};
+            const index_t px = L.vision.image_size;
+            if (clip) j["size"] = {{"shortest_edge", px}}, j["crop_size"] = {{"height", px}, {"width", px}};
+            else j["size"] = {{"height", px}, {"width", px}};
+            a.processor_ = vision::image_processor::from_json(j, L.vision_dir.string() + " (defaults)");
         }
         a.processor_.aspect_ratio = L.image_aspect_ratio;
         return a;

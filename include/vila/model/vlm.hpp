@@ -95,7 +95,6 @@ public:
         upload(plan_.feature, {Bn, Tn}, feature_);
         upload(plan_.labels, {Bn, Tn}, labels_);
         if (plan_.padded) upload(plan_.mask, {Bn, Tn}, mask_);
-        images_ = N;
         if (N > 0) {
             const auto& features = vision.forward(*pixels);  // [N, L, C]
             projector.forward(features, projected_, pcache_);  // [N, F, D]
@@ -124,7 +123,7 @@ public:
         llm.backward_loss(&dembeds_);
         auto& E = llm.embed_tokens.weight;
         if (E.trainable) nn::embedding_backward(token_, dembeds_, E.grad);  // text positions; image and padding ids are -1
-        if (images_ == 0) return;
+        if (plan_.images == 0) return;
         const bool vision_trains = any_trainable(vision);
         if (!vision_trains && !any_trainable(projector)) return;
         dprojected_.ensure_shape(projected_.shape());
@@ -245,7 +244,6 @@ private:
 
     model::splice_plan plan_;
     ids_t token_, feature_, labels_, mask_, feature_position_;
-    index_t images_ = 0;
     typename projector_t::cache pcache_;
     tensor_t projected_, embeds_, dembeds_, dprojected_, dfeatures_;
 };

@@ -19,6 +19,7 @@
 
 #include "../core/tensor.hpp"
 #include "functors.hpp"
+#include "softmax.hpp"
 
 namespace vila::nn {
 
@@ -53,12 +54,7 @@ struct attention_softmax_row {
             index_t n = d.S;
             if (d.causal) n = i + (d.S - d.T) + 1 < d.S ? i + (d.S - d.T) + 1 : d.S;
             if (n < 0) n = 0;
-            T m = n > 0 ? p[0] : T(0);
-            for (index_t j = 1; j < n; ++j) m = p[j] > m ? p[j] : m;
-            for (index_t j = 0; j < n; ++j) p[j] = std::exp(p[j] - m);
-            const T sum = lane_sum(p, n, identity_of<T>{});
-            const T inv = n > 0 ? T(1) / sum : T(0);
-            for (index_t j = 0; j < n; ++j) p[j] *= inv;
+            softmax_span(p, p, n);
             for (index_t j = n; j < d.S; ++j) p[j] = T(0);
             return;
         }

@@ -5,24 +5,26 @@
 #include <cmath>
 
 #include "../core/tensor.hpp"
+#include "functors.hpp"
 
 namespace vila::nn {
 namespace detail {
+/// y[0, n) = softmax(x[0, n)); y may be x (in place). n = 0 does nothing.
+template <class T>
+VILA_HOST_DEVICE void softmax_span(const T* x, T* y, index_t n) {
+    if (n <= 0) return;
+    T m = x[0];
+    for (index_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (index_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m);
+    const T inv = T(1) / lane_sum(y, n, identity_of<T>{});
+    for (index_t i = 0; i < n; ++i) y[i] *= inv;
+}
 template <class T>
 struct softmax_row {
     const T* x;
     T* y;
     index_t dim;
-    VILA_HOST_DEVICE void operator()(index_t r) const {
-        const T* xr = x + r * dim;
-        T* yr = y + r * dim;
-        T m = xr[0];
-        for (index_t i = 1; i < dim; ++i) m = xr[i] > m ? xr[i] : m;
-        T s = 0;
-        for (index_t i = 0; i < dim; ++i) s += (yr[i] = std::exp(xr[i] - m));
-        const T inv = T(1) / s;
-        for (index_t i = 0; i < dim; ++i) yr[i] *= inv;
-    }
+    VILA_HOST_DEVICE void operator()(index_t r) const { softmax_span(x + r * dim, y + r * dim, dim); }
 };
 template <class T>
 struct softmax_dx_row {

@@ -21,21 +21,21 @@ public:
         ids_.push_back(id);
         const std::string text = tok_.decode(ids_, skip_);
         if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return {};
-        std::string piece = text.compare(0, shown_.size(), shown_) == 0 ? text.substr(shown_.size()) : std::string();
-        shown_ = text;
-        return piece;
+        return advance(text);
     }
     /// At the end: whatever was held back (an incomplete character, shown as U+FFFD).
-    std::string finish() {
-        const std::string text = tok_.decode(ids_, skip_);
-        std::string rest = text.compare(0, shown_.size(), shown_) == 0 ? text.substr(shown_.size()) : std::string();
-        shown_ = text;
-        return rest;
-    }
+    std::string finish() { return advance(tok_.decode(ids_, skip_)); }
     const std::vector<token_id>& ids() const noexcept { return ids_; }
     const std::string& text() const noexcept { return shown_; }
 
 private:
+    /// The part of `text` not shown yet (nothing if earlier text changed), and remember it shown.
+    std::string advance(const std::string& text) {
+        std::string piece = text.compare(0, shown_.size(), shown_) == 0 ? text.substr(shown_.size()) : std::string();
+        shown_ = text;
+        return piece;
+    }
+
     const tokenizer& tok_;
     bool skip_;
     std::vector<token_id> ids_;
