@@ -84,14 +84,26 @@ struct cpu {
         for (index_t i = 0; i < n; ++i) f(i);
     }
 
+    /// Sum in double over fixed chunks of 4096, added in chunk order: the result depends on
+    /// neither the thread count nor thread timing (an OpenMP reduction combines partial sums in
+    /// whatever order threads finish, which would make resumed training differ in the last bit).
     template <class T>
     static T sum(const T* p, index_t n) {
-        double acc = 0;  // double accumulator: the sums here (losses, counts) are short
+        constexpr index_t chunk = 4096;
+        const index_t chunks = (n + chunk - 1) / chunk;
+        std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
 #if defined(_OPENMP)
-#pragma omp parallel for reduction(+ : acc) schedule(static) if (n > 4096)
+#pragma omp parallel for schedule(static) if (chunks > 1)
 #endif
-        for (index_t i = 0; i < n; ++i) acc += static_cast<double>(p[i]);
-        return static_cast<T>(acc);
+        for (index_t c = 0; c < chunks; ++c) {
+            double acc = 0;
+            const index_t end = std::min(n, (c + 1) * chunk);
+            for (index_t i = c * chunk; i < end; ++i) acc += static_cast<double>(p[i]);
+            part[static_cast<std::size_t>(c)] = acc;
+        }
+        double total = 0;
+        for (double x : part) total += x;
+        return static_cast<T>(total);
     }
 
     /// Row-major GEMM through Eigen (which calls BLAS when EIGEN_USE_BLAS is defined).

@@ -10,6 +10,7 @@
 //
 // `stream` selects an independent sequence for the same seed (e.g. one per parameter or rank).
 #pragma once
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -79,6 +80,12 @@ public:
         std::vector<T> h(static_cast<std::size_t>(t.size()));
         for (auto& v : h) v = static_cast<T>(uniform(lo, hi));
         B::upload(t.data(), h.data(), t.size());
+    }
+
+    /// The generator's whole state (for checkpoints: set_state resumes the stream exactly).
+    std::array<std::uint64_t, 4> state() const noexcept { return {s_[0], s_[1], s_[2], s_[3]}; }
+    void set_state(const std::array<std::uint64_t, 4>& s) noexcept {
+        for (int i = 0; i < 4; ++i) s_[i] = s[std::size_t(i)];
     }
 
 private:

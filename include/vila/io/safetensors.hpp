@@ -35,6 +35,7 @@
 #include "../core/tensor.hpp"
 #include "../error.hpp"
 #include "atomic_file.hpp"
+#include "json.hpp"
 
 namespace vila::io {
 
@@ -310,14 +311,7 @@ public:
             else throw io_error("no model.safetensors or model.safetensors.index.json in " + path.string());
         }
         if (p.extension() == ".json") {
-            std::ifstream in(p);
-            if (!in) throw io_error("cannot open " + p.string());
-            nlohmann::json idx;
-            try {
-                idx = nlohmann::json::parse(in);
-            } catch (const nlohmann::json::exception& e) {
-                throw format_error(p.string() + ": invalid JSON: " + e.what());
-            }
+            const nlohmann::json idx = read_json(p);
             if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
                 throw format_error(p.string() + ": no \"weight_map\" object");
             std::map<std::string, std::size_t> shard_index;

@@ -15,6 +15,7 @@
 
 #include "../core/shape.hpp"
 #include "../error.hpp"
+#include "../io/json.hpp"
 
 namespace vila::llm {
 
@@ -168,15 +169,7 @@ struct llama_config {
 
     static llama_config load(const std::filesystem::path& path) {
         const auto file = std::filesystem::is_directory(path) ? path / "config.json" : path;
-        std::ifstream in(file);
-        if (!in) throw io_error("cannot open " + file.string());
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(in);
-        } catch (const nlohmann::json::exception& e) {
-            throw config_error(file.string() + ": invalid JSON: " + e.what());
-        }
-        return from_json(j, file.string());
+        return from_json(io::read_json(file), file.string());
     }
 
     nlohmann::json to_json() const {

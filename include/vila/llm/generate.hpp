@@ -50,22 +50,15 @@ private:
     std::vector<tensor<T, B>> k_, v_;
 };
 
-namespace detail {
-template <class T>
-struct copy_rows {  // dst[(offset + t) * width + c] = src[t * width + c]
-    const T* src;
-    T* dst;
-    index_t width, offset;
-    VILA_HOST_DEVICE void operator()(index_t i) const { dst[offset * width + i] = src[i]; }
-};
-}  // namespace detail
-
 /// Runs ids [1, T] (or input embeddings [1, T, D]: a VLM's spliced prompt) through the model,
-/// using and extending the cache; returns logits [1, T, V].
+/// using and extending the cache; returns logits [1, T, V]. Each layer is the model's own
+/// llama::layer_forward with a kv_slot; two scratch activations alternate between layers, so
+/// inference keeps no per-layer training activations.
 template <class T, class B>
 class cached_runner {
 public:
-    explicit cached_runner(llama<T, B>& m) : m_(m) {}
+    using model_t = llama<T, B>;
+    explicit cached_runner(const model_t& m) : m_(m) {}
 
     const tensor<T, B>& forward(const tensor<std::int32_t, B>& ids, kv_cache<T, B>& cache) {
         check_shape("vila::llm::generate", "ids", ids.shape(), {1, any});
@@ -74,13 +67,12 @@ public:
     }
     const tensor<T, B>& forward_embeddings(const tensor<T, B>& embeds, kv_cache<T, B>& cache) {
         check_shape("vila::llm::generate", "input embeddings", embeds.shape(), {1, any, m_.config.hidden_size});
-        h_ = embeds;  // the layers update h_ in place
+        h_ = embeds;
         return run(cache);
     }
 
 private:
     const tensor<T, B>& run(kv_cache<T, B>& cache) {
-        const auto& c = m_.config;
         const index_t Tn = h_.dim(1), start = cache.size();
         if (start + Tn > cache.capacity())
             throw error("vila::llm::generate: " + std::to_string(start + Tn) + " tokens exceed the KV cache's " +
@@ -88,38 +80,25 @@ private:
         std::vector<std::int32_t> p(static_cast<std::size_t>(Tn));
         std::iota(p.begin(), p.end(), std::int32_t(start));
         pos_ = tensor<std::int32_t, B>::from_host({1, Tn}, p);
+        const tensor<T, B>* h = &h_;
         for (std::size_t l = 0; l < m_.layers.size(); ++l) {
-            auto& L = m_.layers[l];
-            nn::rms_norm_forward(h_, L.input_layernorm.weight.value, L.input_layernorm.eps, n_, rstd_);
-            L.q_proj.forward(n_, q_);
-            L.k_proj.forward(n_, k_);
-            L.v_proj.forward(n_, v_);
-            nn::rope_forward(q_, pos_, m_.rope_inv_freq(), qr_);
-            nn::rope_forward(k_, pos_, m_.rope_inv_freq(), kr_);
-            const index_t kvw = c.num_key_value_heads * c.head_dim;
-            B::parallel_for(Tn * kvw, detail::copy_rows<T>{kr_.data(), cache.k(l).data(), kvw, start});
-            B::parallel_for(Tn * kvw, detail::copy_rows<T>{v_.data(), cache.v(l).data(), kvw, start});
-            nn::attention_forward(m_.attention, qr_, cache.k(l), cache.v(l), (const tensor<std::int32_t, B>*)nullptr, a_, probs_,
-                                  start + Tn);
-            L.o_proj.forward(a_, o_);
-            nn::residual_forward(h_, o_, h1_);
-            nn::rms_norm_forward(h1_, L.post_attention_layernorm.weight.value, L.post_attention_layernorm.eps, n_, rstd_);
-            L.gate_proj.forward(n_, g_);
-            L.up_proj.forward(n_, u_);
-            nn::swiglu_forward(g_, u_, mlp_);
-            L.down_proj.forward(mlp_, o_);
-            nn::residual_forward(h1_, o_, h_);
+            const typename model_t::kv_slot slot{&cache.k(l), &cache.v(l), start};
+            auto& A = acts_[l % 2];
+            m_.layer_forward(m_.layers[l], *h, A, scratch_, pos_, nullptr, &slot);
+            h = &A.out;
         }
         cache.advance(Tn);
-        nn::rms_norm_forward(h_, m_.norm.weight.value, m_.norm.eps, n_, rstd_);
-        if (c.tie_word_embeddings) nn::linear_forward(n_, m_.embed_tokens.weight.value, (const tensor<T, B>*)nullptr, logits_);
-        else m_.lm_head.forward(n_, logits_);
+        m_.head_forward(*h, normed_, c_norm_, c_head_, logits_);
         return logits_;
     }
 
-    llama<T, B>& m_;
+    const model_t& m_;
     tensor<std::int32_t, B> pos_;
-    tensor<T, B> h_, n_, rstd_, q_, k_, v_, qr_, kr_, a_, probs_, o_, h1_, g_, u_, mlp_, logits_;
+    tensor<T, B> h_, normed_, logits_;
+    typename model_t::layer_activations acts_[2];
+    typename model_t::layer_scratch scratch_;
+    typename nn::rms_norm<T, B>::cache c_norm_;
+    typename nn::linear<T, B>::cache c_head_;
 };
 
 /// Chooses the next token from one row of logits (the context feeds the repetition penalty).

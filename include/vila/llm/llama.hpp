@@ -9,18 +9,27 @@
 // (default 0..T-1 in every row, as HF), hidden [B, T, D], logits [B, T, V].
 // backward(dlogits, d_embeds*) accumulates every trainable parameter's gradient and, if asked,
 // the gradient of the input embeddings (where a VLM's image features were spliced in).
-// Activations live in the model and are reused while batch shapes stay the same.
+//
+// Parameters and activations are apart (llm.c's params / acts split): `layer` holds a decoder
+// layer's weights, `layer_activations` what its forward keeps for backward. One layer forward
+// (layer_forward) serves training (activations kept per layer), prefill and KV-cached decoding
+// (llm/generate.hpp passes a kv_slot and reuses two scratch activations). The model copies its
+// inputs (ids, mask, positions, input embeddings) into its activations: a caller's temporaries
+// may die before backward.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "../core/param.hpp"
 #include "../core/rng.hpp"
 #include "../io/atomic_file.hpp"
+#include "../io/json.hpp"
+#include "../io/parameters.hpp"
 #include "../io/safetensors.hpp"
 #include "../nn/activations.hpp"
 #include "../nn/attention.hpp"
@@ -34,20 +43,26 @@
 
 namespace vila::llm {
 
+namespace detail {
+template <class T>
+struct copy_rows {  // dst[(offset + t) * width + c] = src[t * width + c]
+    const T* src;
+    T* dst;
+    index_t width, offset;
+    VILA_HOST_DEVICE void operator()(index_t i) const { dst[offset * width + i] = src[i]; }
+};
+}  // namespace detail
+
 template <class T, class B = backend::cpu>
 class llama {
 public:
     using tensor_t = tensor<T, B>;
     using ids_t = tensor<std::int32_t, B>;
 
-    /// One decoder layer: parameters and the activations its backward needs.
+    /// One decoder layer's parameters.
     struct layer {
         nn::rms_norm<T, B> input_layernorm, post_attention_layernorm;
         nn::linear<T, B> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
-        // saved activations (see the header comment for names)
-        typename nn::rms_norm<T, B>::cache c_n1, c_n2;
-        typename nn::linear<T, B>::cache c_q, c_k, c_v, c_o, c_gate, c_up, c_down;
-        tensor_t n1, qr, kr, v, a, probs, h1, n2, g, u, m, out;
 
         layer(const llama_config& c, index_t i) {
             const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -73,6 +88,35 @@ public:
         }
     };
 
+    /// What one layer's forward keeps for its backward (see the header comment for names).
+    struct layer_activations {
+        typename nn::rms_norm<T, B>::cache c_n1, c_n2;
+        typename nn::linear<T, B>::cache c_q, c_k, c_v, c_o, c_gate, c_up, c_down;
+        tensor_t n1, qr, kr, v, a, probs, h1, n2, g, u, m, out;
+    };
+    /// Buffers a layer forward needs but backward does not (shared by all layers).
+    struct layer_scratch {
+        tensor_t q, k, o, d;
+    };
+    /// Where a layer writes its keys and values at inference: rows [start, start + T) of k and
+    /// v ([1, capacity, KVH * Dh]); attention then reads their first start + T rows.
+    struct kv_slot {
+        tensor_t* k;
+        tensor_t* v;
+        index_t start;
+    };
+    /// Everything a training forward keeps for backward, apart from the parameters.
+    struct activations {
+        ids_t ids, mask, positions, targets;  // copies of the inputs
+        bool from_ids = false, masked = false;
+        tensor_t h0, final_norm_out, logits, lse;
+        typename nn::rms_norm<T, B>::cache c_norm;
+        typename nn::linear<T, B>::cache c_head;
+        std::vector<layer_activations> layers;
+        layer_scratch scratch;
+        nn::cross_entropy_result<T> last_loss;
+    };
+
     llama_config config;
     nn::embedding<T, B> embed_tokens;
     std::vector<layer> layers;
@@ -89,6 +133,7 @@ public:
         if (!c.tie_word_embeddings) lm_head = nn::linear<T, B>({c.hidden_size, c.vocab_size, false}, "lm_head");
         const auto f = c.inv_freq();
         inv_freq_ = tensor_t::from_host({index_t(f.size())}, std::vector<T>(f.begin(), f.end()));
+        acts_.layers.resize(layers.size());
     }
 
     /// HF's initialisation: normal(0, std) for linear and embedding weights, zero biases, unit norms.
@@ -109,6 +154,13 @@ public:
         norm.for_each_parameter(f);
         if (!config.tie_word_embeddings) lm_head.for_each_parameter(f);
     }
+    /// Visits every linear layer as f(nn::linear&, is_output_head) (LoRA targets them).
+    template <class Fn>
+    void for_each_linear(Fn&& f) {
+        for (auto& l : layers)
+            for (auto* p : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj}) f(*p, false);
+        if (!config.tie_word_embeddings) f(lm_head, true);
+    }
     void zero_grad() {
         for_each_parameter([](const std::string&, param<T, B>& p) { p.zero_grad(); });
     }
@@ -123,68 +175,108 @@ public:
     /// Logits [B, T, V] of token ids [B, T].
     const tensor_t& forward(const ids_t& ids, const ids_t* attention_mask = nullptr, const ids_t* position_ids = nullptr) {
         check_shape("vila::llm::llama", "ids", ids.shape(), {any, any});
-        embed_tokens.forward(ids, h0_, &c_embed_);
-        ids_ = &ids;
-        return run(h0_, attention_mask, position_ids);
+        acts_.ids = ids;
+        acts_.from_ids = true;
+        nn::embedding_forward(acts_.ids, embed_tokens.weight.value, acts_.h0);
+        return run(attention_mask, position_ids);
     }
     /// Logits of input embeddings [B, T, D] (a VLM passes text embeddings with image features spliced in).
     const tensor_t& forward_embeddings(const tensor_t& embeds, const ids_t* attention_mask = nullptr,
                                        const ids_t* position_ids = nullptr) {
         check_shape("vila::llm::llama", "input embeddings", embeds.shape(), {any, any, config.hidden_size});
-        ids_ = nullptr;
-        return run(embeds, attention_mask, position_ids);
+        acts_.from_ids = false;
+        if (&embeds != &acts_.h0) acts_.h0 = embeds;
+        return run(attention_mask, position_ids);
     }
     /// Token embeddings of ids (for a caller that splices other features in).
     void embed(const ids_t& ids, tensor_t& out) const { nn::embedding_forward(ids, embed_tokens.weight.value, out); }
 
-    const tensor_t& logits() const noexcept { return logits_; }
+    const tensor_t& logits() const noexcept { return acts_.logits; }
+
+    /// One decoder layer, x [B, T, D] -> A.out. Training keeps A for layer_backward; inference
+    /// passes `kv` (keys and values go to the cache, attention reads it) and may reuse A.
+    void layer_forward(const layer& L, const tensor_t& x, layer_activations& A, layer_scratch& S, const ids_t& positions,
+                       const ids_t* mask, const kv_slot* kv = nullptr) const {
+        L.input_layernorm.forward(x, A.n1, A.c_n1);
+        L.q_proj.forward(A.n1, S.q, &A.c_q);  // [B, T, H*Dh]
+        L.k_proj.forward(A.n1, S.k, &A.c_k);  // [B, T, KVH*Dh]
+        L.v_proj.forward(A.n1, A.v, &A.c_v);
+        nn::rope_forward(S.q, positions, inv_freq_, A.qr);
+        nn::rope_forward(S.k, positions, inv_freq_, A.kr);
+        if (kv) {
+            const index_t Tn = x.dim(1), width = A.kr.dim(2);
+            B::parallel_for(Tn * width, detail::copy_rows<T>{A.kr.data(), kv->k->data(), width, kv->start});
+            B::parallel_for(Tn * width, detail::copy_rows<T>{A.v.data(), kv->v->data(), width, kv->start});
+            nn::attention_forward(attention, A.qr, *kv->k, *kv->v, mask, A.a, A.probs, kv->start + Tn);
+        } else {
+            nn::attention_forward(attention, A.qr, A.kr, A.v, mask, A.a, A.probs);
+        }
+        L.o_proj.forward(A.a, S.o, &A.c_o);  // [B, T, D]
+        nn::residual_forward(x, S.o, A.h1);
+        L.post_attention_layernorm.forward(A.h1, A.n2, A.c_n2);
+        L.gate_proj.forward(A.n2, A.g, &A.c_gate);  // [B, T, F]
+        L.up_proj.forward(A.n2, A.u, &A.c_up);
+        nn::swiglu_forward(A.g, A.u, A.m);
+        L.down_proj.forward(A.m, S.d, &A.c_down);  // [B, T, D]
+        nn::residual_forward(A.h1, S.d, A.out);
+    }
+    /// The final norm and the LM head: h [B, T, D] -> logits [B, T, V].
+    void head_forward(const tensor_t& h, tensor_t& normed, typename nn::rms_norm<T, B>::cache& cn,
+                      typename nn::linear<T, B>::cache& ch, tensor_t& logits) const {
+        norm.forward(h, normed, cn);
+        if (config.tie_word_embeddings) nn::linear_forward(normed, embed_tokens.weight.value, (const tensor_t*)nullptr, logits);
+        else lm_head.forward(normed, logits, &ch);
+    }
 
     /// Next-token cross-entropy of the last forward: labels [B, T] are shifted left inside
     /// (HF's convention: position t predicts labels[t + 1]); -100 is ignored.
     nn::cross_entropy_result<T> loss(const ids_t& labels) {
-        check_shape("vila::llm::llama loss", "labels", labels.shape(), {logits_.dim(0), logits_.dim(1)});
+        check_shape("vila::llm::llama loss", "labels", labels.shape(), {acts_.logits.dim(0), acts_.logits.dim(1)});
         const auto h = labels.to_host();
         std::vector<std::int32_t> shifted(h.size(), nn::ignore_index);
         const index_t Bn = labels.dim(0), Tn = labels.dim(1);
         for (index_t b = 0; b < Bn; ++b)
             for (index_t t = 0; t + 1 < Tn; ++t) shifted[std::size_t(b * Tn + t)] = h[std::size_t(b * Tn + t + 1)];
-        targets_ = ids_t::from_host(labels.shape(), shifted);
-        last_loss_ = nn::cross_entropy_forward(logits_, targets_, lse_);
-        return last_loss_;
+        acts_.targets = ids_t::from_host(labels.shape(), shifted);
+        acts_.last_loss = nn::cross_entropy_forward(acts_.logits, acts_.targets, acts_.lse);
+        return acts_.last_loss;
     }
 
     // --- backward --------------------------------------------------------------------------------
 
-    /// Backward of the last loss() (d loss = 1).
-    void backward_loss(tensor_t* d_embeds = nullptr) {
-        dlogits_.ensure_shape(logits_.shape());
+    /// Backward of the last loss() with d loss = scale (gradient accumulation over micro-batches
+    /// passes each micro-batch's share of the labels; loss weighting its weight).
+    void backward_loss(double scale = 1.0, tensor_t* d_embeds = nullptr) {
+        dlogits_.ensure_shape(acts_.logits.shape());
         dlogits_.zero();
-        nn::cross_entropy_backward(logits_, targets_, lse_, last_loss_.count, T(1), dlogits_);
+        nn::cross_entropy_backward(acts_.logits, acts_.targets, acts_.lse, acts_.last_loss.count, T(scale), dlogits_);
         backward(dlogits_, d_embeds);
     }
 
+    void backward_loss(tensor_t* d_embeds) { backward_loss(1.0, d_embeds); }
+
     /// Accumulates parameter gradients from dlogits [B, T, V]; adds d(input embeddings) if asked.
     void backward(const tensor_t& dlogits, tensor_t* d_embeds = nullptr) {
-        check_shape("vila::llm::llama backward", "dlogits", dlogits.shape(), logits_.shape());
-        const shape_t hs = h0_shape_;
-        for (tensor_t* t : {&dn_, &dh_a_, &dh_b_}) {
+        check_shape("vila::llm::llama backward", "dlogits", dlogits.shape(), acts_.logits.shape());
+        const shape_t hs = acts_.h0.shape();
+        for (tensor_t* t : {&g_.dn, &g_.dh_a, &g_.dh_b}) {
             t->ensure_shape(hs);
             t->zero();
         }
         if (config.tie_word_embeddings)
-            nn::linear_backward(final_norm_out_, embed_tokens.weight.value, dlogits, &dn_, embed_tokens.weight.grad_if_trainable(),
+            nn::linear_backward(acts_.final_norm_out, embed_tokens.weight.value, dlogits, &g_.dn, embed_tokens.weight.grad_if_trainable(),
                                 (tensor_t*)nullptr);
         else
-            lm_head.backward(c_head_, dlogits, &dn_);
-        tensor_t* dh = &dh_a_;  // gradient at the current layer's output
-        tensor_t* dx = &dh_b_;  // gradient at its input
-        norm.backward(c_norm_, dn_, dh);
+            lm_head.backward(acts_.c_head, dlogits, &g_.dn);
+        tensor_t* dh = &g_.dh_a;  // gradient at the current layer's output
+        tensor_t* dx = &g_.dh_b;  // gradient at its input
+        norm.backward(acts_.c_norm, g_.dn, dh);
         for (index_t l = index_t(layers.size()) - 1; l >= 0; --l) {
             dx->zero();
-            layer_backward(layers[std::size_t(l)], *dh, *dx);
+            layer_backward(layers[std::size_t(l)], acts_.layers[std::size_t(l)], *dh, *dx);
             std::swap(dh, dx);
         }
-        if (ids_ && embed_tokens.weight.trainable) embed_tokens.backward(c_embed_, *dh);
+        if (acts_.from_ids && embed_tokens.weight.trainable) nn::embedding_backward(acts_.ids, *dh, embed_tokens.weight.grad);
         if (d_embeds) {
             check_shape("vila::llm::llama backward", "d_embeds", d_embeds->shape(), hs);
             nn::residual_backward(*dh, d_embeds, (tensor_t*)nullptr);
@@ -202,22 +294,12 @@ public:
 
     /// Reads every parameter, checking names and shapes; extra tensors are reported.
     void load_weights(const io::safetensors_checkpoint& ckpt, const std::string& where, const std::string& prefix = "") {
-        std::map<std::string, bool> used;
-        for (const auto& n : ckpt.names()) used[n] = false;
-        for_each_parameter([&](const std::string& name, param<T, B>& p) {
-            const std::string key = prefix + name;
-            if (!ckpt.contains(key)) throw format_error(where + ": missing tensor '" + key + "'");
-            const auto& info = ckpt.info(key);
-            if (info.shape != p.value.shape())
-                throw format_error(where + ": tensor '" + key + "' has shape " + to_string(info.shape) + ", config.json implies " +
-                                   to_string(p.value.shape()));
-            ckpt.read(key, p.value);
-            used[key] = true;
-        });
-        if (config.tie_word_embeddings && ckpt.contains(prefix + "lm_head.weight")) used[prefix + "lm_head.weight"] = true;
-        for (const auto& [n, u] : used)
-            if (!u && n.rfind(prefix, 0) == 0 && n.find("rotary_emb.inv_freq") == std::string::npos)
-                throw format_error(where + ": unexpected tensor '" + n + "' (not part of a " + config.architecture + " with this config)");
+        std::set<std::string> used;
+        io::read_parameters(*this, ckpt, where, [&](const std::string& n) { return prefix + n; }, &used);
+        const bool tied = config.tie_word_embeddings;
+        io::check_no_strays(ckpt, where, used, prefix, [&](const std::string& n) {
+            return (tied && n == prefix + "lm_head.weight") || n.find("rotary_emb.inv_freq") != std::string::npos;
+        }, "not part of a " + config.architecture + " with this config");
     }
 
     /// Writes config.json and model.safetensors (F32 or BF16), each atomically.
@@ -225,112 +307,88 @@ public:
         std::map<std::string, io::tensor_to_write> out;
         collect_weights(out);
         io::save_safetensors(dir / "model.safetensors", out, {{"format", "pt"}}, type);
-        const std::string cfg = config.to_json().dump(2) + "\n";
-        io::write_atomically(dir / "config.json", [&](std::FILE* f) { io::write_all(f, cfg.data(), cfg.size(), dir / "config.json"); });
+        io::write_json(dir / "config.json", config.to_json());
     }
     void collect_weights(std::map<std::string, io::tensor_to_write>& out, const std::string& prefix = "") {
-        for_each_parameter([&](const std::string& name, param<T, B>& p) {
-            const auto h = p.value.to_host();
-            out[prefix + name] = {p.value.shape(), std::vector<float>(h.begin(), h.end())};
-        });
+        io::collect_parameters(*this, out, [&](const std::string& n) { return prefix + n; });
     }
 
     const tensor_t& rope_inv_freq() const noexcept { return inv_freq_; }
 
 private:
-    const tensor_t& run(const tensor_t& h0, const ids_t* mask, const ids_t* positions) {
+    const tensor_t& run(const ids_t* mask, const ids_t* positions) {
+        const tensor_t& h0 = acts_.h0;
         const index_t Bn = h0.dim(0), Tn = h0.dim(1);
-        if (mask) check_shape("vila::llm::llama", "attention_mask", mask->shape(), {Bn, Tn});
+        if (mask) {
+            check_shape("vila::llm::llama", "attention_mask", mask->shape(), {Bn, Tn});
+            acts_.mask = *mask;
+        }
+        acts_.masked = mask != nullptr;
         if (positions) {
             check_shape("vila::llm::llama", "position_ids", positions->shape(), {Bn, Tn});
-        } else if (default_positions_.shape() != shape_t{Bn, Tn}) {
+            acts_.positions = *positions;
+        } else {
             std::vector<std::int32_t> p(std::size_t(Bn * Tn));
             for (index_t i = 0; i < Bn * Tn; ++i) p[std::size_t(i)] = std::int32_t(i % Tn);
-            default_positions_ = ids_t::from_host({Bn, Tn}, p);
+            acts_.positions = ids_t::from_host({Bn, Tn}, p);
         }
-        positions_ = positions ? positions : &default_positions_;
-        mask_ = mask;
-        h0_shape_ = h0.shape();
+        const ids_t* m = acts_.masked ? &acts_.mask : nullptr;
         const tensor_t* h = &h0;
-        for (auto& l : layers) {
-            layer_forward(l, *h);
-            h = &l.out;
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+            layer_forward(layers[l], *h, acts_.layers[l], acts_.scratch, acts_.positions, m);
+            h = &acts_.layers[l].out;
         }
-        norm.forward(*h, final_norm_out_, c_norm_);
-        if (config.tie_word_embeddings) nn::linear_forward(final_norm_out_, embed_tokens.weight.value, (const tensor_t*)nullptr, logits_);
-        else lm_head.forward(final_norm_out_, logits_, &c_head_);
-        return logits_;
-    }
-
-    void layer_forward(layer& L, const tensor_t& x) {
-        L.input_layernorm.forward(x, L.n1, L.c_n1);
-        L.q_proj.forward(L.n1, q_, &L.c_q);  // [B, T, H*Dh]
-        L.k_proj.forward(L.n1, k_, &L.c_k);  // [B, T, KVH*Dh]
-        L.v_proj.forward(L.n1, L.v, &L.c_v);
-        nn::rope_forward(q_, *positions_, inv_freq_, L.qr);
-        nn::rope_forward(k_, *positions_, inv_freq_, L.kr);
-        nn::attention_forward(attention, L.qr, L.kr, L.v, mask_, L.a, L.probs);
-        L.o_proj.forward(L.a, o_, &L.c_o);    // [B, T, D]
-        nn::residual_forward(x, o_, L.h1);
-        L.post_attention_layernorm.forward(L.h1, L.n2, L.c_n2);
-        L.gate_proj.forward(L.n2, L.g, &L.c_gate);  // [B, T, F]
-        L.up_proj.forward(L.n2, L.u, &L.c_up);
-        nn::swiglu_forward(L.g, L.u, L.m);
-        L.down_proj.forward(L.m, d_, &L.c_down);  // [B, T, D]
-        nn::residual_forward(L.h1, d_, L.out);
+        head_forward(*h, acts_.final_norm_out, acts_.c_norm, acts_.c_head, acts_.logits);
+        return acts_.logits;
     }
 
     /// dx += d(layer)/dx given dy at the layer's output.
-    void layer_backward(layer& L, const tensor_t& dy, tensor_t& dx) {
+    void layer_backward(layer& L, const layer_activations& A, const tensor_t& dy, tensor_t& dx) {
         auto zeroed = [](tensor_t& t, const shape_t& s) {
             t.ensure_shape(s);
             t.zero();
         };
+        const ids_t* mask = acts_.masked ? &acts_.mask : nullptr;
         // out = h1 + down(m)
-        zeroed(dm_, L.m.shape());
-        L.down_proj.backward(L.c_down, dy, &dm_);
-        zeroed(dg_, L.g.shape());
-        zeroed(du_, L.u.shape());
-        nn::swiglu_backward(L.g, L.u, dm_, &dg_, &du_);
-        zeroed(dn2_, L.n2.shape());
-        L.gate_proj.backward(L.c_gate, dg_, &dn2_);
-        L.up_proj.backward(L.c_up, du_, &dn2_);
-        zeroed(dh1_, L.h1.shape());
-        nn::residual_backward(dy, &dh1_, (tensor_t*)nullptr);
-        L.post_attention_layernorm.backward(L.c_n2, dn2_, &dh1_);
+        zeroed(g_.dm, A.m.shape());
+        L.down_proj.backward(A.c_down, dy, &g_.dm);
+        zeroed(g_.dg, A.g.shape());
+        zeroed(g_.du, A.u.shape());
+        nn::swiglu_backward(A.g, A.u, g_.dm, &g_.dg, &g_.du);
+        zeroed(g_.dn2, A.n2.shape());
+        L.gate_proj.backward(A.c_gate, g_.dg, &g_.dn2);
+        L.up_proj.backward(A.c_up, g_.du, &g_.dn2);
+        zeroed(g_.dh1, A.h1.shape());
+        nn::residual_backward(dy, &g_.dh1, (tensor_t*)nullptr);
+        L.post_attention_layernorm.backward(A.c_n2, g_.dn2, &g_.dh1);
         // h1 = x + o_proj(a)
-        nn::residual_backward(dh1_, &dx, (tensor_t*)nullptr);
-        zeroed(da_, L.a.shape());
-        L.o_proj.backward(L.c_o, dh1_, &da_);
-        zeroed(dqr_, L.qr.shape());
-        zeroed(dkr_, L.kr.shape());
-        zeroed(dv_, L.v.shape());
-        nn::attention_backward(attention, L.qr, L.kr, L.v, mask_, L.probs, da_, &dqr_, &dkr_, &dv_);
-        zeroed(dq_, L.qr.shape());
-        zeroed(dk_, L.kr.shape());
-        nn::rope_backward(dqr_, *positions_, inv_freq_, dq_);
-        nn::rope_backward(dkr_, *positions_, inv_freq_, dk_);
-        zeroed(dn1_, L.n1.shape());
-        L.q_proj.backward(L.c_q, dq_, &dn1_);
-        L.k_proj.backward(L.c_k, dk_, &dn1_);
-        L.v_proj.backward(L.c_v, dv_, &dn1_);
-        L.input_layernorm.backward(L.c_n1, dn1_, &dx);
+        nn::residual_backward(g_.dh1, &dx, (tensor_t*)nullptr);
+        zeroed(g_.da, A.a.shape());
+        L.o_proj.backward(A.c_o, g_.dh1, &g_.da);
+        zeroed(g_.dqr, A.qr.shape());
+        zeroed(g_.dkr, A.kr.shape());
+        zeroed(g_.dv, A.v.shape());
+        nn::attention_backward(attention, A.qr, A.kr, A.v, mask, A.probs, g_.da, &g_.dqr, &g_.dkr, &g_.dv);
+        zeroed(g_.dq, A.qr.shape());
+        zeroed(g_.dk, A.kr.shape());
+        nn::rope_backward(g_.dqr, acts_.positions, inv_freq_, g_.dq);
+        nn::rope_backward(g_.dkr, acts_.positions, inv_freq_, g_.dk);
+        zeroed(g_.dn1, A.n1.shape());
+        L.q_proj.backward(A.c_q, g_.dq, &g_.dn1);
+        L.k_proj.backward(A.c_k, g_.dk, &g_.dn1);
+        L.v_proj.backward(A.c_v, g_.dv, &g_.dn1);
+        L.input_layernorm.backward(A.c_n1, g_.dn1, &dx);
     }
 
+    /// Backward workspace shared by all layers (nothing here outlives one backward).
+    struct gradient_scratch {
+        tensor_t dn, dh_a, dh_b, dm, dg, du, dn2, dh1, da, dqr, dkr, dv, dq, dk, dn1;
+    };
+
     tensor_t inv_freq_;
-    // forward state
-    const ids_t* ids_ = nullptr;
-    const ids_t* mask_ = nullptr;
-    const ids_t* positions_ = nullptr;
-    ids_t default_positions_, targets_;
-    shape_t h0_shape_;
-    typename nn::embedding<T, B>::cache c_embed_;
-    typename nn::rms_norm<T, B>::cache c_norm_;
-    typename nn::linear<T, B>::cache c_head_;
-    tensor_t h0_, q_, k_, o_, d_, final_norm_out_, logits_, lse_, dlogits_;
-    nn::cross_entropy_result<T> last_loss_;
-    // backward scratch shared by all layers
-    tensor_t dn_, dh_a_, dh_b_, dm_, dg_, du_, dn2_, dh1_, da_, dqr_, dkr_, dv_, dq_, dk_, dn1_;
+    activations acts_;
+    gradient_scratch g_;
+    tensor_t dlogits_;
 };
 
 }  // namespace vila::llm

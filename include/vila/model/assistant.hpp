@@ -47,7 +47,7 @@ public:
         a.model_ = std::make_unique<any_model>(clip ? load_for<vision::clip>(L) : load_for<vision::siglip>(L));
         if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
         if (std::filesystem::exists(L.preprocessor_file())) {
-            a.processor_ = vision::image_processor::from_json(model::detail::read_json(L.preprocessor_file()), L.preprocessor_file().string());
+            a.processor_ = vision::image_processor::from_json(io::read_json(L.preprocessor_file()), L.preprocessor_file().string());
         } else {  // no preprocessor_config.json: the family's defaults at the tower's resolution
             nlohmann::json j = {{"image_processor_type", clip ? "CLIPImageProcessor" : "SiglipImageProcessor"}};
             const index_t px = L.vision.image_size;

@@ -29,18 +29,6 @@ namespace vila::model {
 /// VILA 1.5's image placeholder id (IMAGE_TOKEN_INDEX in its code): never a vocabulary entry.
 inline constexpr std::int32_t image_placeholder = -200;
 
-namespace detail {
-inline nlohmann::json read_json(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    if (!in) throw io_error("cannot open " + file.string());
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw config_error(file.string() + ": invalid JSON: " + e.what());
-    }
-}
-}  // namespace detail
-
 struct layout {
     enum class format { vila, llava } kind = format::vila;
     std::filesystem::path dir, llm_dir, vision_dir, projector_dir;  // llava: all = dir
@@ -64,7 +52,7 @@ inline layout read_layout(const std::filesystem::path& dir) {
     const fs::path cfg = dir / "config.json";
     layout L;
     L.dir = dir;
-    L.root = detail::read_json(cfg);
+    L.root = io::read_json(cfg);
     const auto& j = L.root;
     const std::string file = cfg.string();
     auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
@@ -110,7 +98,7 @@ inline layout read_layout(const std::filesystem::path& dir) {
     L.image_aspect_ratio = j.value("image_aspect_ratio", std::string("resize"));
     if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize")
         fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize)");
-    const auto pj = detail::read_json(L.projector_dir / "config.json");
+    const auto pj = io::read_json(L.projector_dir / "config.json");
     L.projector_type = pj.value("mm_projector_type", std::string());
     if (L.projector_type != "linear" && L.projector_type != "mlp2x_gelu" && L.projector_type != "mlp_downsample")
         throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type +
@@ -122,22 +110,6 @@ inline layout read_layout(const std::filesystem::path& dir) {
     if (j.contains("hidden_size") && j["hidden_size"] != L.llm.hidden_size)
         fail("hidden_size", "is " + j["hidden_size"].dump() + " but llm/config.json has " + std::to_string(L.llm.hidden_size));
     return L;
-}
-
-/// Reads every parameter of `module` (visited by for_each_parameter) from `ck` under key(name),
-/// checking shapes; records the keys read in `used`.
-template <class Module>
-void read_parameters(Module& module, const io::safetensors_checkpoint& ck, const std::string& where,
-                     const std::function<std::string(const std::string&)>& key, std::set<std::string>* used = nullptr) {
-    module.for_each_parameter([&](const std::string& name, auto& p) {
-        const std::string k = key(name);
-        if (!ck.contains(k)) throw format_error(where + ": missing tensor '" + k + "'");
-        if (ck.info(k).shape != p.value.shape())
-            throw format_error(where + ": tensor '" + k + "' has shape " + to_string(ck.info(k).shape) + ", the config implies " +
-                               to_string(p.value.shape()));
-        ck.read(k, p.value);
-        if (used) used->insert(k);
-    });
 }
 
 }  // namespace vila::model

@@ -13,17 +13,13 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "../data/sample.hpp"
 #include "../nn/cross_entropy.hpp"
 
 namespace vila::model {
 
-/// One sequence of a batch: token ids with image tokens, optional labels (empty: the ids), and
-/// how many images it holds (-1: one per image token).
-struct sample {
-    std::vector<std::int32_t> ids;
-    std::vector<std::int32_t> labels;
-    index_t images = -1;
-};
+/// A batch's sequence (data/sample.hpp); kept under this name for code written against 0.1.
+using sample = data::sample;
 
 struct splice_plan {
     index_t batch = 0, length = 0, images = 0, features_per_image = 0;

@@ -172,22 +172,9 @@ public:
         return to_json(id_to_tok, merges);
     }
 
-    /// Trains and writes `dir/tokenizer.json` atomically (a temporary file, then rename).
+    /// Trains and writes `dir/tokenizer.json` atomically (io::write_json: temporary, fsync, rename).
     void train_and_save(const std::filesystem::path& dir) {
-        const nlohmann::json j = train();
-        std::filesystem::create_directories(dir);
-        const auto final_path = dir / "tokenizer.json";
-        const auto tmp = dir / "tokenizer.json.tmp";
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            if (!out) throw io_error("bpe_trainer: cannot write " + tmp.string());
-            out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::strict) << "\n";
-            out.flush();
-            if (!out) throw io_error("bpe_trainer: writing " + tmp.string() + " failed (disk full?)");
-        }
-        std::error_code ec;
-        std::filesystem::rename(tmp, final_path, ec);
-        if (ec) throw io_error("bpe_trainer: cannot rename " + tmp.string() + " to " + final_path.string() + ": " + ec.message());
+        io::write_json(dir / "tokenizer.json", train());
     }
 
     std::size_t distinct_words() const noexcept { return word_counts_.size(); }

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../io/json.hpp"
 #include "bpe.hpp"
 #include "decoders.hpp"
 #include "json_fields.hpp"
@@ -198,15 +199,7 @@ public:
     std::optional<token_id> eos_id() const { return eos_; }
 
 private:
-    static nlohmann::json read_json(const std::filesystem::path& file) {
-        std::ifstream in(file, std::ios::binary);
-        if (!in) throw io_error("vila::tokenizer: cannot open " + file.string());
-        try {
-            return nlohmann::json::parse(in);
-        } catch (const nlohmann::json::exception& e) {
-            throw format_error(file.string() + ": invalid JSON: " + e.what());
-        }
-    }
+    static nlohmann::json read_json(const std::filesystem::path& file) { return io::read_json(file); }
 
     static bpe make_model(const detail::field& m, const std::string& source) {
         m.object();

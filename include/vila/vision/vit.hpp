@@ -14,12 +14,15 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "../core/param.hpp"
+#include "../io/json.hpp"
+#include "../io/parameters.hpp"
 #include "../io/safetensors.hpp"
 #include "../nn/activations.hpp"
 #include "../nn/attention.hpp"
@@ -85,13 +88,7 @@ struct vit_config {
     }
     static vit_config load(const std::filesystem::path& dir) {
         const auto file = std::filesystem::is_directory(dir) ? dir / "config.json" : dir;
-        std::ifstream in(file);
-        if (!in) throw io_error("cannot open " + file.string());
-        try {
-            return from_json(nlohmann::json::parse(in), file.string());
-        } catch (const nlohmann::json::parse_error& e) {
-            throw config_error(file.string() + ": invalid JSON: " + e.what());
-        }
+        return from_json(io::read_json(file), file.string());
     }
 };
 
@@ -178,9 +175,13 @@ template <class Flavor, class T = float, class B = backend::cpu>
 class vit {
 public:
     using tensor_t = tensor<T, B>;
+    /// One encoder layer's parameters.
     struct layer {
         nn::layer_norm<T, B> ln1, ln2;
         nn::linear<T, B> q, k, v, out, fc1, fc2;
+    };
+    /// What one layer's forward keeps for its backward.
+    struct layer_activations {
         typename nn::layer_norm<T, B>::cache c_ln1, c_ln2;
         typename nn::linear<T, B>::cache c_q, c_k, c_v, c_out, c_fc1, c_fc2;
         tensor_t n1, qt, kt, vt, a, probs, h1, n2, f1, act, out_h;
@@ -218,6 +219,7 @@ public:
             layers.push_back(std::move(L));
         }
         attention = {c.num_attention_heads, c.num_attention_heads, D / c.num_attention_heads, false, 0.0};
+        acts_.resize(layers.size());
     }
 
     static vit load(const std::filesystem::path& dir) {
@@ -233,21 +235,13 @@ public:
         // bare vision model without that prefix. Accept both.
         const std::string vm = "vision_model.";
         const bool prefixed = ck.contains(prefix + position_embedding.name);
-        std::vector<std::string> expected;
-        for_each_parameter([&](const std::string& full, param<T, B>& p) {
-            const std::string name = prefix + (prefixed ? full : full.substr(vm.size()));
-            if (!ck.contains(name)) throw format_error(where + ": missing tensor '" + name + "'");
-            if (ck.info(name).shape != p.value.shape())
-                throw format_error(where + ": tensor '" + name + "' has shape " + to_string(ck.info(name).shape) +
-                                   ", config.json implies " + to_string(p.value.shape()));
-            ck.read(name, p.value);
-            expected.push_back(name);
-        });
+        std::set<std::string> used;
+        io::read_parameters(*this, ck, where, [&](const std::string& full) { return prefix + (prefixed ? full : full.substr(vm.size())); },
+                            &used);
         const std::string head = prefix + (prefixed ? vm : "") + "head.";
-        for (const auto& n : ck.names())
-            if (n.rfind(prefix, 0) == 0 && std::find(expected.begin(), expected.end(), n) == expected.end() &&
-                n.rfind(head, 0) != 0 && n.find("position_ids") == std::string::npos)
-                throw format_error(where + ": unexpected tensor '" + n + "' for a " + config.model_type);
+        io::check_no_strays(ck, where, used, prefix, [&](const std::string& n) {
+            return n.rfind(head, 0) == 0 || n.find("position_ids") != std::string::npos;
+        }, "for a " + config.model_type);
     }
 
     template <class F>
@@ -301,8 +295,8 @@ public:
             h = &pre_out_;
         }
         for (index_t i = 0; i < layers_run(); ++i) {
-            layer_forward(layers[std::size_t(i)], *h);
-            h = &layers[std::size_t(i)].out_h;
+            layer_forward(layers[std::size_t(i)], acts_[std::size_t(i)], *h);
+            h = &acts_[std::size_t(i)].out_h;
         }
         selected_input_ = h;
         const index_t first = Tn - feature_tokens();
@@ -320,7 +314,7 @@ public:
         B::parallel_for(dfeatures.size() / D, detail::drop_tokens<T>{dfeatures.data(), dh.data(), Tn - first, Tn, D, first, true});
         for (index_t i = layers_run() - 1; i >= 0; --i) {
             dx.zero();
-            layer_backward(layers[std::size_t(i)], dh, dx);
+            layer_backward(layers[std::size_t(i)], acts_[std::size_t(i)], dh, dx);
             std::swap(dh, dx);
         }
         tensor_t demb(embeddings_.shape());
@@ -354,37 +348,38 @@ private:
         else if (config.hidden_act == "gelu") nn::activation_backward<nn::gelu_erf>(x, dy, dx);
         else nn::activation_backward<nn::gelu_tanh>(x, dy, dx);
     }
-    void layer_forward(layer& L, const tensor_t& x) {
-        L.ln1.forward(x, L.n1, L.c_ln1);
-        L.q.forward(L.n1, L.qt, &L.c_q);
-        L.k.forward(L.n1, L.kt, &L.c_k);
-        L.v.forward(L.n1, L.vt, &L.c_v);
-        nn::attention_forward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.a, L.probs);
-        L.out.forward(L.a, o_, &L.c_out);
-        nn::residual_forward(x, o_, L.h1);
-        L.ln2.forward(L.h1, L.n2, L.c_ln2);
-        L.fc1.forward(L.n2, L.f1, &L.c_fc1);
-        act_forward(L.f1, L.act);
-        L.fc2.forward(L.act, o_, &L.c_fc2);
-        nn::residual_forward(L.h1, o_, L.out_h);
+    void layer_forward(const layer& L, layer_activations& A, const tensor_t& x) {
+        L.ln1.forward(x, A.n1, A.c_ln1);
+        L.q.forward(A.n1, A.qt, &A.c_q);
+        L.k.forward(A.n1, A.kt, &A.c_k);
+        L.v.forward(A.n1, A.vt, &A.c_v);
+        nn::attention_forward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.a, A.probs);
+        L.out.forward(A.a, o_, &A.c_out);
+        nn::residual_forward(x, o_, A.h1);
+        L.ln2.forward(A.h1, A.n2, A.c_ln2);
+        L.fc1.forward(A.n2, A.f1, &A.c_fc1);
+        act_forward(A.f1, A.act);
+        L.fc2.forward(A.act, o_, &A.c_fc2);
+        nn::residual_forward(A.h1, o_, A.out_h);
     }
-    void layer_backward(layer& L, const tensor_t& dy, tensor_t& dx) {
-        tensor_t dact(L.act.shape()), df1(L.f1.shape()), dn2(L.n2.shape()), dh1(L.h1.shape()), da(L.a.shape());
-        tensor_t dq(L.qt.shape()), dk(L.kt.shape()), dv(L.vt.shape()), dn1(L.n1.shape());
-        L.fc2.backward(L.c_fc2, dy, &dact);
-        act_backward(L.f1, dact, df1);
-        L.fc1.backward(L.c_fc1, df1, &dn2);
+    void layer_backward(layer& L, const layer_activations& A, const tensor_t& dy, tensor_t& dx) {
+        tensor_t dact(A.act.shape()), df1(A.f1.shape()), dn2(A.n2.shape()), dh1(A.h1.shape()), da(A.a.shape());
+        tensor_t dq(A.qt.shape()), dk(A.kt.shape()), dv(A.vt.shape()), dn1(A.n1.shape());
+        L.fc2.backward(A.c_fc2, dy, &dact);
+        act_backward(A.f1, dact, df1);
+        L.fc1.backward(A.c_fc1, df1, &dn2);
         nn::residual_backward(dy, &dh1, (tensor_t*)nullptr);
-        L.ln2.backward(L.c_ln2, dn2, &dh1);
+        L.ln2.backward(A.c_ln2, dn2, &dh1);
         nn::residual_backward(dh1, &dx, (tensor_t*)nullptr);
-        L.out.backward(L.c_out, dh1, &da);
-        nn::attention_backward(attention, L.qt, L.kt, L.vt, (const tensor<std::int32_t, B>*)nullptr, L.probs, da, &dq, &dk, &dv);
-        L.q.backward(L.c_q, dq, &dn1);
-        L.k.backward(L.c_k, dk, &dn1);
-        L.v.backward(L.c_v, dv, &dn1);
-        L.ln1.backward(L.c_ln1, dn1, &dx);
+        L.out.backward(A.c_out, dh1, &da);
+        nn::attention_backward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.probs, da, &dq, &dk, &dv);
+        L.q.backward(A.c_q, dq, &dn1);
+        L.k.backward(A.c_k, dk, &dn1);
+        L.v.backward(A.c_v, dv, &dn1);
+        L.ln1.backward(A.c_ln1, dn1, &dx);
     }
 
+    std::vector<layer_activations> acts_;
     index_t batch_ = 0;
     tensor_t patches_, patch_out_, embeddings_, pre_out_, o_, features_;
     typename nn::layer_norm<T, B>::cache c_pre_;
