@@ -171,7 +171,6 @@ int main(int argc, char** argv) {
         index_t n_params = 0;
         model.for_each_parameter([&](const std::string& name, param<float>& p) {
             if (name.find("norm") == std::string::npos) init.fill_normal(p.value, 0.0, 0.02);  // HF init range
-            optimizer.add(name, p);
             n_params += p.value.size();
         });
         model.allocate_gradients();
@@ -192,7 +191,7 @@ int main(int argc, char** argv) {
             const auto res = model.forward(ids, pos, &targets);
             model.for_each_parameter([](const std::string&, param<float>& q) { q.zero_grad(); });
             model.backward(pos, targets, res.count);
-            optimizer.step();
+            optimizer.step(model);
             if (step == 1) first = res.loss;
             recent = step == 1 ? res.loss : 0.9f * recent + 0.1f * res.loss;
             if (!opt.quiet && (step % 100 == 0 || step == 1 || step == opt.steps)) {

@@ -17,7 +17,7 @@
 #include <vila/vila.hpp>
 #include <vila/llm/generate.hpp>
 #include <vila/llm/llama.hpp>
-#include <vila/train/adamw.hpp>
+#include <vila/optim/adamw.hpp>
 
 using namespace vila;
 
@@ -107,7 +107,6 @@ int main(int argc, char** argv) {
         llm::llama<float> model(cfg);
         model.init_weights(opt.seed);
         optim::adamw<float> adam({3e-3, 0.9, 0.95, 1e-8, 0.1});
-        model.for_each_parameter(adam.collector());
         std::printf("vila %s: training a %.2f M-parameter decoder (%lld layers, width %lld, vocab %lld) on %d threads\n",
                     version(), double(model.parameter_count()) / 1e6, (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
                     (long long)cfg.vocab_size, num_threads());
@@ -144,7 +143,7 @@ int main(int argc, char** argv) {
             // warmup, then cosine decay over the expected run
             const double progress = opt.steps ? double(step) / opt.steps : t / opt.seconds;
             const double lr = 3e-3 * std::min(1.0, double(step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + std::cos(3.14159265 * progress)));
-            adam.step(lr);
+            adam.step(model, lr);
             if (step == 0) first = smooth = loss;
             smooth = 0.95f * smooth + 0.05f * loss;
             if (!opt.quiet && (step % 20 == 0)) {

@@ -14,7 +14,7 @@
 #include <vila/core/threads.hpp>
 #include <vila/llm/generate.hpp>
 #include <vila/llm/llama.hpp>
-#include <vila/train/adamw.hpp>
+#include <vila/optim/adamw.hpp>
 
 using namespace vila;
 
@@ -52,14 +52,13 @@ int main(int argc, char** argv) {
     double tokens = 0;
     if (mode == "train") {
         optim::adamw<float> opt;
-        m.for_each_parameter(opt.collector());
         for (int s = 0; s < steps + 1; ++s) {  // the first step allocates: not timed
             const auto a = now();
             m.forward(ids);
             m.loss(ids);
             m.zero_grad();
             m.backward_loss();
-            opt.step();
+            opt.step(m);
             if (s) best = std::min(best, secs(a, now()));
         }
         tokens = double(B * T);

@@ -4,9 +4,9 @@
 #pragma once
 
 #define VILA_VERSION_MAJOR 0
-#define VILA_VERSION_MINOR 1
+#define VILA_VERSION_MINOR 2
 #define VILA_VERSION_PATCH 0
-#define VILA_VERSION_STRING "0.1.0"
+#define VILA_VERSION_STRING "0.2.0"
 
 // Functors that run on both the host and a CUDA device are marked VILA_HOST_DEVICE.
 // Only a CUDA compiler understands __host__ __device__; everywhere else the marker is empty.
@@ -35,6 +35,6 @@
 #endif
 
 namespace vila {
-/// Library version as a string, e.g. "0.1.0".
+/// Library version as a string, e.g. "0.2.0".
 inline constexpr const char* version() noexcept { return VILA_VERSION_STRING; }
 }  // namespace vila

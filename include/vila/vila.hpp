@@ -26,6 +26,7 @@
 #include "nn/embedding.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
+#include "nn/lora.hpp"
 #include "nn/residual.hpp"
 #include "nn/rms_norm.hpp"
 #include "nn/rope.hpp"
@@ -36,17 +37,36 @@
 #include "tokenizer/tokenizer.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/json.hpp"
+#include "io/parameters.hpp"
 #include "io/safetensors.hpp"
 
 #include "llm/config.hpp"
 #include "llm/generate.hpp"
 #include "llm/llama.hpp"
 
-#include "train/adamw.hpp"
+#include "optim/adamw.hpp"
+#include "optim/sgd.hpp"
 
 #include "projector/projectors.hpp"
 #include "vision/vit.hpp"
 
 #include "model/checkpoint.hpp"
+#include "model/lora.hpp"
 #include "model/splice.hpp"
 #include "model/vlm.hpp"
+
+#include "data/batch.hpp"
+#include "data/sample.hpp"
+#include "data/sampler.hpp"
+#include "data/text.hpp"
+
+#include "train/callbacks.hpp"
+#include "train/checkpoint.hpp"
+#include "train/freeze.hpp"
+#include "train/gradients.hpp"
+#include "train/groups.hpp"
+#include "train/model_step.hpp"
+#include "train/part.hpp"
+#include "train/schedule.hpp"
+#include "train/trainer.hpp"

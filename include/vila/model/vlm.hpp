@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "../io/atomic_file.hpp"
+#include "../io/json.hpp"
+#include "../io/parameters.hpp"
 #include "../io/safetensors.hpp"
 #include "../llm/generate.hpp"
 #include "../llm/llama.hpp"
@@ -80,14 +82,14 @@ public:
 
     /// Logits [B, T', V] of the spliced batch. `pixels`: every sample's images in order,
     /// [N, C, H, W] (nullptr or N = 0 for text-only batches).
-    const tensor_t& forward(const std::vector<model::sample>& samples, const tensor_t* pixels = nullptr) {
+    const tensor_t& forward(const std::vector<data::sample>& samples, const tensor_t* pixels = nullptr) {
         embed(samples, pixels);
         return llm.forward_embeddings(embeds_, plan_.padded ? &mask_ : nullptr);
     }
 
     /// Only the splice: the LLM's input embeddings [B, T', D] (runs the vision tower and the
     /// projector, not the LLM). A generation prompt starts here.
-    const tensor_t& embed(const std::vector<model::sample>& samples, const tensor_t* pixels = nullptr) {
+    const tensor_t& embed(const std::vector<data::sample>& samples, const tensor_t* pixels = nullptr) {
         const index_t N = pixels ? pixels->dim(0) : 0;
         plan_ = model::plan_splice(samples, image_token_id, tokens_per_image(), N, llm.config.vocab_size);
         const index_t Bn = plan_.batch, Tn = plan_.length, D = llm.config.hidden_size;
@@ -115,12 +117,13 @@ public:
     /// image and padding positions ignored).
     nn::cross_entropy_result<T> loss() { return llm.loss(labels_); }
 
-    /// Backward of the last loss(): gradients reach the LLM, the projector and, when trainable, the vision tower.
-    void backward_loss() {
+    /// Backward of the last loss() with d loss = scale: gradients reach the LLM, the projector
+    /// and, when trainable, the vision tower.
+    void backward_loss(double scale = 1.0) {
         const index_t D = llm.config.hidden_size;
         dembeds_.ensure_shape(embeds_.shape());
         dembeds_.zero();
-        llm.backward_loss(&dembeds_);
+        llm.backward_loss(scale, &dembeds_);
         auto& E = llm.embed_tokens.weight;
         if (E.trainable) nn::embedding_backward(token_, dembeds_, E.grad);  // text positions; image and padding ids are -1
         if (plan_.images == 0) return;
@@ -157,9 +160,8 @@ public:
             m.vision.load_weights(io::safetensors_checkpoint(L.vision_dir), L.vision_dir.string());
             const io::safetensors_checkpoint pck(L.projector_dir);
             std::set<std::string> used;
-            model::read_parameters(m.projector, pck, L.projector_dir.string(), [](const std::string& n) { return n; }, &used);
-            for (const auto& n : pck.names())
-                if (!used.count(n)) throw format_error(L.projector_dir.string() + ": unexpected tensor '" + n + "' for " + projector_t::type_name);
+            io::read_parameters(m.projector, pck, L.projector_dir.string(), nullptr, &used);
+            io::check_no_strays(pck, L.projector_dir.string(), used, "", nullptr, std::string("for ") + projector_t::type_name);
         } else {
             const io::safetensors_checkpoint ck(L.dir);
             const std::string where = L.dir.string();
@@ -167,7 +169,7 @@ public:
             m.vision.load_weights(ck, where, "vision_tower.");
             std::set<std::string> used;
             // LLaVA-HF's projector is linear_1, GELU, linear_2: VILA's mlp2x_gelu layers.0 / layers.2.
-            model::read_parameters(m.projector, ck, where, [](const std::string& n) {
+            io::read_parameters(m.projector, ck, where, [](const std::string& n) {
                 return "multi_modal_projector." + (n.rfind("layers.0.", 0) == 0 ? "linear_1." + n.substr(9) : "linear_2." + n.substr(9));
             }, &used);
             for (const auto& n : ck.names())
@@ -185,19 +187,19 @@ public:
         for (const char* sub : {"llm", "vision_tower", "mm_projector"}) fs::create_directories(dir / sub);
         llm.save(dir / "llm", type);
         std::map<std::string, io::tensor_to_write> v, p;
-        collect(vision, v);
-        collect(projector, p);
+        io::collect_parameters(vision, v);
+        io::collect_parameters(projector, p);
         io::save_safetensors(dir / "vision_tower" / "model.safetensors", v, {{"format", "pt"}}, type);
         io::save_safetensors(dir / "mm_projector" / "model.safetensors", p, {{"format", "pt"}}, type);
         // (JSON built key by key: nvcc cannot parse nested brace-initialised json arguments)
         const nlohmann::json vc = vision.config.to_json();
-        write_json(dir / "vision_tower" / "config.json", vc);
+        io::write_json(dir / "vision_tower" / "config.json", vc);
         nlohmann::json pc;
         pc["architectures"] = nlohmann::json::array();
         pc["architectures"].push_back("MultimodalProjector");
         pc["mm_projector_type"] = projector_t::type_name;
         pc["model_type"] = "v2l_projector";
-        write_json(dir / "mm_projector" / "config.json", pc);
+        io::write_json(dir / "mm_projector" / "config.json", pc);
         nlohmann::json root, llm_cfg, vision_cfg, projector_cfg;
         llm_cfg["_name_or_path"] = "./llm";
         const llm::llama_config& lc = this->llm.config;
@@ -219,7 +221,7 @@ public:
         root["mm_vision_select_layer"] = vision.config.select_layer;
         root["mm_vision_select_feature"] = vision.config.select_feature;
         root["image_token_id"] = image_token_id;
-        write_json(dir / "config.json", root);
+        io::write_json(dir / "config.json", root);
     }
 
 private:
@@ -228,17 +230,6 @@ private:
         bool found = false;
         m.for_each_parameter([&](const std::string&, param<T, B>& p) { found = found || p.trainable; });
         return found;
-    }
-    template <class M>
-    static void collect(M& m, std::map<std::string, io::tensor_to_write>& out) {
-        m.for_each_parameter([&](const std::string& name, param<T, B>& p) {
-            const auto h = p.value.to_host();
-            out[name] = {p.value.shape(), std::vector<float>(h.begin(), h.end())};
-        });
-    }
-    static void write_json(const std::filesystem::path& file, const nlohmann::json& j) {
-        const std::string s = j.dump(2) + "\n";
-        io::write_atomically(file, [&](std::FILE* f) { io::write_all(f, s.data(), s.size(), file); });
     }
     static void upload(const std::vector<std::int32_t>& host, shape_t shape, ids_t& out) { out = ids_t::from_host(std::move(shape), host); }
 

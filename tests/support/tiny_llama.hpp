@@ -1,0 +1,20 @@
+// A small LLaMA config for the training tests (GQA, two layers): fast, and every part present.
+#pragma once
+#include <vila/llm/config.hpp>
+
+namespace vila::test {
+
+inline llm::llama_config tiny_llama_config(index_t hidden, index_t intermediate, index_t head_dim, index_t vocab) {
+    llm::llama_config c;
+    c.hidden_size = hidden;
+    c.intermediate_size = intermediate;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = head_dim;
+    c.vocab_size = vocab;
+    c.max_position_embeddings = 64;
+    return c;
+}
+
+}  // namespace vila::test
