@@ -11,6 +11,12 @@ after the selected layer, transformers runs the whole tower with output_hidden_s
 each one image = 64 features + 192 text tokens, tokens/s). Each side runs in its own process with
 OMP_WAIT_POLICY=PASSIVE and OpenBLAS's thread timeout (REFERENCE.md's tuned settings), best of N.
 Prints a Markdown table.
+
+    python3 examples/bench/vlm_vs_torch.py --train --bench build/test/examples/bench/bench_vlm
+
+times one training step instead (forward, backward, clipping at 1.0, AdamW) for VILA's stage 1
+(projector only), stage 2 (projector + LLM) and everything trainable; PyTorch freezes the same
+parts with requires_grad_(False). Reports tokens/s and peak RSS of each side (own process each).
 """
 import argparse
 import json
@@ -53,10 +59,72 @@ else:
     print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": ids.numel() / best}))
 """
 
+TORCH_TRAIN = r"""
+import json, sys, time, torch
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+mode, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+vc = CLIPVisionConfig(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4, image_size=64,
+                      patch_size=8, hidden_act="quick_gelu")
+tc = LlamaConfig(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
+                 vocab_size=32000, max_position_embeddings=2048, tie_word_embeddings=False)
+cfg = LlavaConfig(vision_config=vc, text_config=tc, image_token_index=31999, image_seq_length=64)
+cfg._attn_implementation = "sdpa"
+m = LlavaForConditionalGeneration(cfg).float().train()
+m.model.vision_tower.requires_grad_(mode == "train_all")
+m.model.language_model.requires_grad_(mode != "train_stage1")
+m.lm_head.requires_grad_(mode != "train_stage1")
+text = torch.randint(0, 31999, (8, 192))
+ids = torch.cat([text[:, :1], torch.full((8, 64), 31999), text[:, 1:]], dim=1)
+labels = ids.masked_fill(ids == 31999, -100)
+px = torch.randn(8, 3, 64, 64)
+params = [p for p in m.parameters() if p.requires_grad]
+opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+best = 1e30
+for s in range(steps + 1):
+    t = time.perf_counter()
+    loss = m(input_ids=ids, pixel_values=px, labels=labels).loss
+    opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+    if s: best = min(best, time.perf_counter() - t)
+print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": ids.numel() / best,
+                  "trainable": sum(p.numel() for p in params)}))
+"""
+
 
 def run(cmd, threads):
     r = subprocess.run(cmd, env=tuned_env(threads), check=True, capture_output=True, text=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def timed(cmd, threads):
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads), check=True, capture_output=True, text=True)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
+    return res
+
+
+def train_table(benches, steps, threads):
+    print("| stage | vila build | vila tokens/s | PyTorch tokens/s | ratio | vila s/step | vila peak RSS MB (analytic, ratio) "
+          "| PyTorch peak RSS MB | trainable (vila / PyTorch) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    stage2 = {}
+    for mode in ("train_stage1", "train_stage2", "train_all"):
+        t = timed([sys.executable, "-c", TORCH_TRAIN, mode, str(steps), str(threads)], threads)
+        for b in benches:
+            v = timed([b, "--mode", mode, "--steps", str(steps)], threads)
+            if mode == "train_stage2":
+                stage2[b] = v["seconds"]
+            print("| %s | %s | %.1f | %.1f | %.2f | %.2f | %.0f (%.0f, %.2fx) | %.0f | %d / %d |" % (
+                mode, os.path.basename(b), v["tokens_per_s"], t["tokens_per_s"], v["tokens_per_s"] / t["tokens_per_s"],
+                v["seconds"], v["peak_rss_mb"], v["analytic_mb"], v["peak_rss_mb"] / v["analytic_mb"], t["peak_rss_mb"],
+                v["trainable"], t["trainable"]))
+            sys.stdout.flush()
+            if mode == "train_stage1":
+                stage2.setdefault("stage1", {})[b] = v["seconds"]
+    for b in benches:
+        if b in stage2 and b in stage2.get("stage1", {}):
+            print("\n%s: stage 1 takes %.2fx the time of stage 2" % (os.path.basename(b), stage2["stage1"][b] / stage2[b]))
 
 
 def main():
@@ -64,8 +132,12 @@ def main():
     ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_vlm, bench_vlm_blas)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--train", action="store_true", help="training steps per VILA stage instead of inference")
     a = ap.parse_args()
     benches = a.bench or ["build/test/examples/bench/bench_vlm"]
+    if a.train:
+        train_table(benches, a.steps, a.threads)
+        return
     print("| mode | vila build | vila | PyTorch | unit | ratio |")
     print("|---|---|---|---|---|---|")
     for mode, key, unit in (("vit", "images_per_s", "images/s"), ("vit_features", "images_per_s", "images/s"),

@@ -9,9 +9,12 @@
 // A model folder is a text LLM (HF LLaMA layout) or a VLM (VILA layout or LLaVA-HF); VLMs go
 // through vila::assistant.
 //   vila perplexity --model DIR --text FILE
+//   vila train ... | vila train --resume RUN_DIR      (train_command.hpp)
+//   vila export --model DIR [--adapter A] --merge --out M
 //
 // Every subcommand reads and writes JSON Lines, exits non-zero with one clear line on bad input,
 // and never leaves a half-written output line.
+#include <algorithm>
 #include <cstdio>
 #include <cmath>
 #include <cstring>
@@ -27,7 +30,11 @@
 #include <vila/llm/llama.hpp>
 #include <vila/tokenizer/bpe_trainer.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
+#include <vila/data/text.hpp>
 #include <vila/model/assistant.hpp>
+#include <vila/model/lora.hpp>
+#include <vila/optim/sgd.hpp>
+#include <vila/train/trainer.hpp>
 #include <vila/vila.hpp>
 
 namespace {
@@ -59,6 +66,14 @@ const char* const usage_text =
     "      --conv: none (default), vicuna_v1, llama_3, plain\n"
     "  perplexity --model DIR --text FILE\n"
     "      mean next-token loss and perplexity of the file's text\n"
+    "  train (--init MODEL_DIR | --init-config CONFIG.json --tokenizer DIR) --data FILE.jsonl --out RUN_DIR ...\n"
+    "  train --resume RUN_DIR\n"
+    "      trains a text LLM with checkpoints and exact resume (vila train --help)\n"
+    "  export --model DIR [--adapter A] --merge --out M\n"
+    "      writes M: the model with its LoRA adapter merged into the weights (loads without PEFT)\n"
+    "  logits, generate and perplexity take --adapter A (a PEFT LoRA folder); a model folder holding\n"
+    "  adapter_config.json uses its own adapter.\n"
+    "  Every command takes --threads N (default: OMP_NUM_THREADS, else all cores).\n"
     "  PATH is a folder with tokenizer.json (and tokenizer_config.json) or a tokenizer.json file;\n"
     "  NAME (default: the folder's name) is copied into every output line; input defaults to stdin.\n";
 
@@ -249,6 +264,19 @@ vlm_prompt vlm_prompt_of(args& a, vila::assistant& m) {
 }
 
 /// Prompt ids from --ids or --prompt (the model folder's tokenizer, with its special tokens).
+/// A text LLM with its LoRA adapter: --adapter DIR, or the folder's own adapter_config.json
+/// (as transformers loads a PEFT folder).
+vila::llm::llama<float> load_llm(args& a, const std::string& dir) {
+    auto m = vila::llm::llama<float>::load(dir);
+    std::string adapter = a.take("--adapter");
+    if (adapter.empty() && std::filesystem::exists(std::filesystem::path(dir) / "adapter_config.json")) adapter = dir;
+    if (!adapter.empty()) {
+        vila::lora::load_peft(m, adapter);
+        std::fprintf(stderr, "adapter: %s (%lld LoRA layers)\n", adapter.c_str(), (long long)vila::lora::count(m));
+    }
+    return m;
+}
+
 std::vector<std::int32_t> prompt_ids(args& a, const std::string& model) {
     const std::string ids = a.take("--ids"), prompt = a.take("--prompt");
     if (ids.empty() == prompt.empty()) throw usage_error("give exactly one of --ids or --prompt");
@@ -301,8 +329,8 @@ int cmd_logits(args a) {
         return 0;
     }
     const auto ids = prompt_ids(a, dir);
+    auto m = load_llm(a, dir);
     a.done();
-    auto m = vila::llm::llama<float>::load(dir);
     const auto& logits = m.forward(vila::tensor<std::int32_t>::from_host({1, vila::index_t(ids.size())}, ids));
     vila::io::save_safetensors(out, {{"logits", {{vila::index_t(ids.size()), m.config.vocab_size}, logits.to_host()}}},
                                {{"format", "pt"}});
@@ -351,8 +379,8 @@ int cmd_generate(args a) {
         return end();
     }
     const auto ids = prompt_ids(a, dir);
+    auto m = load_llm(a, dir);
     a.done();
-    auto m = vila::llm::llama<float>::load(dir);
     for (auto e : m.config.eos_token_ids) o.stop_tokens.push_back(std::int32_t(e));
     std::optional<vila::tokenizer::tokenizer> tok;
     if (has_tokenizer(dir)) {
@@ -366,14 +394,14 @@ int cmd_generate(args a) {
 
 int cmd_perplexity(args a) {
     const std::string dir = a.take("--model"), file = a.take("--text");
-    a.done();
     if (dir.empty() || file.empty()) throw usage_error("perplexity needs --model DIR and --text FILE");
+    auto m = load_llm(a, dir);
+    a.done();
     if (!has_tokenizer(dir)) throw usage_error(dir + " has no tokenizer.json");
     std::ifstream in(file, std::ios::binary);
     if (!in) throw vila::io_error("cannot open " + file);
     const std::string text((std::istreambuf_iterator<char>(in)), {});
     const auto ids = vila::tokenizer::load(dir).encode(text, true);
-    auto m = vila::llm::llama<float>::load(dir);
     const std::size_t window = std::size_t(std::min<vila::index_t>(m.config.max_position_embeddings, 1024));
     double nll = 0;
     long long count = 0;
@@ -392,6 +420,28 @@ int cmd_perplexity(args a) {
     return 0;
 }
 
+#include "train_command.hpp"
+
+int cmd_export(args a) {
+    namespace fs = std::filesystem;
+    const std::string dir = a.take("--model"), out = a.take("--out");
+    const bool merge = a.flag("--merge");
+    if (dir.empty() || out.empty()) throw usage_error("export needs --model DIR and --out DIR");
+    if (!merge) throw usage_error("export needs --merge (it writes the model with its adapter folded in)");
+    auto m = load_llm(a, dir);
+    a.done();
+    if (vila::lora::count(m) == 0) throw usage_error(dir + ": no adapter to merge (give --adapter DIR)");
+    vila::lora::merge(m);
+    vila::lora::detach(m);
+    if (fs::exists(out) && fs::absolute(out) == fs::absolute(dir)) throw usage_error("--out must differ from --model");
+    vila::train::write_folder_atomically(out, [&](const fs::path& tmp) {
+        m.save(tmp);
+        vila::train::copy_tokenizer_files(dir, tmp);
+    });
+    std::printf("wrote %s: %s with its adapter merged (a plain HF folder)\n", out.c_str(), dir.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -402,12 +452,28 @@ int main(int argc, char** argv) {
         }
         const std::string cmd = argv[1];
         args a{std::vector<std::string>(argv + 2, argv + argc)};
+        if (cmd != "train") {  // train records --threads in its run config itself
+            const std::string threads = a.take("--threads");
+            if (!threads.empty()) {
+                std::size_t used = 0;
+                int n = 0;
+                try {
+                    n = std::stoi(threads, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (used != threads.size() || n < 1 || n > 1024) throw usage_error("--threads expects a count from 1 to 1024, got '" + threads + "'");
+                vila::set_num_threads(n);
+            }
+        }
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
         if (cmd == "train-tokenizer") return cmd_train_tokenizer(std::move(a));
         if (cmd == "inspect") return cmd_inspect(std::move(a));
         if (cmd == "logits") return cmd_logits(std::move(a));
         if (cmd == "generate") return cmd_generate(std::move(a));
         if (cmd == "perplexity") return cmd_perplexity(std::move(a));
+        if (cmd == "train") return cmd_train(std::move(a));
+        if (cmd == "export") return cmd_export(std::move(a));
         throw usage_error("unknown command '" + cmd + "'");
     } catch (const usage_error& e) {
         std::fflush(stdout);

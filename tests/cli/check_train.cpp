@@ -1,0 +1,289 @@
+// Tests `vila train` end to end (ctest: check_train VILA WORK_DIR), as a user runs it from a
+// fresh clone: a tokenizer trained by `vila train-tokenizer`, a tiny LLaMA from --init-config,
+// text JSONL data; progress, metrics and checkpoints; SIGKILL at several moments (mid-step and
+// during checkpoint writes) then --resume, until the run completes: the final weights equal an
+// uninterrupted run's byte for byte. Plus the one-line failures of bad flags and folders.
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check_support.hpp"
+
+extern char** environ;
+namespace fs = std::filesystem;
+using namespace vila::cli_check;
+
+namespace {
+/// Starts `argv` with stdout/stderr to `log`; returns the pid.
+pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid = -1;
+    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+int wait_exit(pid_t pid) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::cerr << "usage: check_train VILA WORK_DIR\n";
+        return 2;
+    }
+    const std::string vila = fs::absolute(argv[1]).string();
+    const fs::path work = fs::absolute(argv[2]);
+    fs::remove_all(work);
+    fs::create_directories(work);
+    std::string out, err;
+
+    // data: short sentences as text JSONL, and a tokenizer trained on them
+    {
+        std::ofstream data(work / "text.jsonl"), lines(work / "text.txt");
+        const char* who[] = {"the cat", "a dog", "my owl", "the fox"};
+        const char* does[] = {"sees", "likes", "finds", "follows"};
+        const char* what[] = {"a red ball", "the blue house", "two green apples", "the old tree"};
+        for (int i = 0; i < 400; ++i) {
+            const std::string s = std::string(who[i % 4]) + " " + does[(i / 4) % 4] + " " + what[(i / 16) % 4] + ".";
+            data << "{\"text\": \"" << s << "\"}\n";
+            lines << s << "\n";
+        }
+        std::ofstream cfg(work / "tiny.json");
+        cfg << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+                  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
+                  "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "eos_token_id": 0, "bos_token_id": 0})";
+    }
+    int rc = run(vila + " train-tokenizer --input " + q(work / "text.txt") + " --vocab-size 320 --special '<|endoftext|>' --out " +
+                     q(work / "tok"),
+                 work, out, err);
+    check(rc == 0, "train-tokenizer: " + err);
+
+    rc = run(vila + " train --help", work, out, err);
+    check(rc == 0 && out.find("--resume RUN_DIR") != std::string::npos, "vila train --help exits 0 with the usage");
+    rc = run(vila + " train", work, out, err);
+    check(rc == 2 && err.find("recipe demo") != std::string::npos, "vila train with no arguments says the recipe demo is reserved");
+
+    const std::string common = " --init-config " + q(work / "tiny.json") + " --tokenizer " + q(work / "tok") + " --data " +
+                               q(work / "text.jsonl") + " --steps 40 --batch-size 4 --seq-len 32 --lr 3e-3 --warmup-steps 4" +
+                               " --save-every 5 --keep-last 2 --seed 7 --threads 2 --plain";
+    // uninterrupted run (timed: the kills below land at fractions of its duration)
+    const auto t0 = std::chrono::steady_clock::now();
+    rc = run(vila + " train --out " + q(work / "a") + common, work, out, err);
+    const double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    check(rc == 0, "vila train runs: " + out + err);
+    check(out.find("step 40/40") != std::string::npos && out.find("tokens/s") != std::string::npos, "progress lines: " + out);
+    check(fs::exists(work / "a" / "final" / "model.safetensors") && fs::exists(work / "a" / "final" / "tokenizer.json"),
+          "final/ holds the model and its tokenizer");
+    check(fs::exists(work / "a" / "checkpoints" / "step-40" / "optimizer.safetensors"), "the last checkpoint");
+    check(slurp(work / "a" / "checkpoints" / "latest") == "step-40\n", "latest names step-40");
+    {
+        std::ifstream m(work / "a" / "metrics.jsonl");
+        int n = 0;
+        double first = 0, last = 0;
+        for (std::string line; std::getline(m, line); ++n) {
+            const auto at = line.find("\"loss\":");
+            const double l = std::stod(line.substr(at + 7));
+            if (n == 0) first = l;
+            last = l;
+        }
+        check(n == 40, "metrics.jsonl has 40 lines, has " + std::to_string(n));
+        check(last < 0.6 * first, "the loss falls: " + std::to_string(first) + " -> " + std::to_string(last));
+        std::cout << "vila train: loss " << first << " -> " << last << " in 40 steps\n";
+    }
+    rc = run(vila + " generate --model " + q(work / "a" / "final") + " --prompt 'the cat' --max-new-tokens 6", work, out, err);
+    check(rc == 0 && !out.empty(), "the final model generates: " + err);
+
+    // killed with SIGKILL at several moments, resumed each time
+    const fs::path b = work / "b";
+    std::vector<std::string> args = {vila, "train", "--out", b.string()};
+    for (std::string rest = common; !rest.empty();) {  // split `common` into arguments (no spaces inside them)
+        const auto s = rest.find_first_not_of(' ');
+        if (s == std::string::npos) break;
+        const auto e = rest.find(' ', s);
+        std::string tok = rest.substr(s, e == std::string::npos ? std::string::npos : e - s);
+        if (tok.size() > 1 && tok.front() == '\'') tok = tok.substr(1, tok.size() - 2);
+        args.push_back(tok);
+        rest = e == std::string::npos ? "" : rest.substr(e);
+    }
+    int kills = 0, attempts = 0;
+    bool finished = false;
+    auto next_command = [&] {  // a run killed before it wrote its config.json cannot be resumed: start it over
+        if (fs::exists(b / "config.json")) return std::vector<std::string>{vila, "train", "--resume", b.string(), "--threads", "2"};
+        auto cmd = args;
+        if (fs::exists(b)) cmd.push_back("--overwrite");
+        return cmd;
+    };
+    for (double fraction : {0.3, 0.15, 0.2, 0.1, 0.25, 0.15, 0.2}) {
+        ++attempts;
+        const pid_t pid = spawn(next_command(), work / "b.log");
+        std::this_thread::sleep_for(std::chrono::microseconds(long(fraction * run_ms * 1000)));
+        ::kill(pid, SIGKILL);
+        const int st = wait_exit(pid);
+        if (st == 128 + SIGKILL) ++kills;
+        if (st == 0) {
+            finished = true;
+            break;
+        }
+    }
+    if (!finished) {
+        const pid_t pid = spawn(next_command(), work / "b.log");
+        const int st = wait_exit(pid);
+        check(st == 0, "the resumed run completes (exit " + std::to_string(st) + "): " + slurp(work / "b.log"));
+    }
+    std::cout << "vila train: the run takes " << run_ms << " ms; " << attempts << " starts, SIGKILL sent " << kills
+              << " times, then resumed to the end\n";
+    check(kills >= 3, "at least three runs were killed mid-way (" + std::to_string(kills) + ")");
+    check(fs::exists(b / "final" / "model.safetensors"), "the resumed run has final/");
+    check(slurp(b / "final" / "model.safetensors") == slurp(work / "a" / "final" / "model.safetensors"),
+          "killed-and-resumed final weights equal the uninterrupted run's byte for byte");
+    check(slurp(b / "checkpoints" / "step-40" / "optimizer.safetensors") == slurp(work / "a" / "checkpoints" / "step-40" / "optimizer.safetensors"),
+          "and so does the optimizer state");
+    for (const auto& e : fs::directory_iterator(b / "checkpoints")) {
+        const std::string n = e.path().filename().string();
+        check(n == "latest" || n.rfind("step-", 0) == 0, "no orphan in checkpoints/ after the run: " + n);
+    }
+
+    // SIGTERM (as a scheduler sends it) to a long run: it checkpoints the step in flight, exits 3,
+    // and resumes from there
+    {
+        const fs::path t = work / "t";
+        std::vector<std::string> targs = args;
+        targs[3] = t.string();
+        for (auto& v : targs)
+            if (v == "40") v = "1000000";  // --steps: a run that would not end by itself
+        const pid_t pid = spawn(targs, work / "t.log");
+        auto lines = [&] {
+            std::ifstream m(t / "metrics.jsonl");
+            int n = 0;
+            for (std::string l; std::getline(m, l);) ++n;
+            return n;
+        };
+        for (int i = 0; i < 3000 && lines() < 12; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        ::kill(pid, SIGTERM);
+        const int st = wait_exit(pid);
+        const std::string log = slurp(work / "t.log");
+        check(st == 3 && log.find("interrupted by signal 15") != std::string::npos, "SIGTERM stops with a checkpoint, exit 3: " + log);
+        const int done = lines();
+        const std::string latest = slurp(t / "checkpoints" / "latest");
+        check(latest == "step-" + std::to_string(done) + "\n", "the checkpoint is of the last step (" + std::to_string(done) + "): " + latest);
+        check(wait_exit(spawn({vila, "train", "--resume", t.string(), "--steps", std::to_string(done + 3), "--threads", "2"}, work / "t.log")) == 0,
+              "resume after SIGTERM: " + slurp(work / "t.log"));
+        check(lines() == done + 3, "the resumed run adds its steps to metrics.jsonl");
+    }
+
+    // one-line failures
+    auto fails = [&](const std::string& cmd, const std::string& needle) {
+        const int r = run(cmd, work, out, err);
+        check(r != 0 && err.find(needle) != std::string::npos, "'" + cmd + "' fails with '" + needle + "': rc=" + std::to_string(r) + " " + err);
+    };
+    fails(vila + " train --out " + q(work / "a") + common, "exists");
+    fails(vila + " train --out " + q(work / "c") + common + " --beta1 abc", "--beta1 expects a number");
+    fails(vila + " train --out " + q(work / "c") + common + " --grad-accum -3", "--grad-accum -3 is outside");
+    fails(vila + " train --out " + q(work / "c") + common + " --lr 1", "unknown argument '--lr'");  // given twice
+    fails(vila + " train --out " + q(work / "c") + common + " --schedule exp", "unknown schedule");
+    fails(vila + " train --resume " + q(work / "a") + " --lr 1", "--resume accepts only");
+    fails(vila + " train --out " + q(work / "c") + " --init-config " + q(work / "tiny.json") + " --tokenizer " + q(work / "tok") + " --data " +
+              q(work / "text.jsonl") + " --seq-len 500",
+          "exceeds the model's max_position_embeddings");
+    check(!fs::exists(work / "c"), "a refused run leaves no folder behind");
+    {
+        std::ofstream(work / "bad.json") << R"({"init-config": "x", "learning-rate": 1})";
+        fails(vila + " train --config " + q(work / "bad.json"), "unknown key 'learning-rate'");
+        std::ofstream(work / "rows.jsonl") << "{\"text\": \"ok\"}\n{\"txt\": 1}\n";
+        fails(vila + " train --out " + q(work / "d") + " --init-config " + q(work / "tiny.json") + " --tokenizer " + q(work / "tok") +
+                  " --data " + q(work / "rows.jsonl") + " --seq-len 32",
+              "rows.jsonl:2");
+    }
+    // a config file gives the same run as flags (keys are the flag names)
+    {
+        std::ofstream(work / "run.json") << "{\"init-config\": \"" << (work / "tiny.json").string() << "\", \"tokenizer\": \"" << (work / "tok").string()
+                                         << "\", \"data\": \"" << (work / "text.jsonl").string()
+                                         << "\", \"steps\": 40, \"batch-size\": 4, \"seq-len\": 32, \"lr\": 3e-3, \"warmup-steps\": 4, \"seed\": 7}";
+        rc = run(vila + " train --config " + q(work / "run.json") + " --out " + q(work / "e") + " --plain --threads 2", work, out, err);
+        check(rc == 0, "vila train --config: " + err);
+        check(slurp(work / "e" / "final" / "model.safetensors") == slurp(work / "a" / "final" / "model.safetensors"),
+              "a --config run equals the same run from flags");
+    }
+    // LoRA: fine-tune the trained model on other sentences; the base stays byte-identical, the
+    // adapter resumes exactly after SIGKILL, generate picks the adapter up, export merges it
+    {
+        std::ofstream data(work / "other.jsonl");
+        for (int i = 0; i < 200; ++i) data << "{\"text\": \"" << (i % 2 ? "the owl finds the red house." : "a fox likes two old apples.") << "\"}\n";
+    }
+    const std::string lora_common = " --init " + q(work / "a" / "final") + " --data " + q(work / "other.jsonl") +
+                                    " --lora r=4,alpha=8,targets=q_proj+v_proj+down_proj --steps 16 --batch-size 4 --seq-len 32" +
+                                    " --lr 1e-2 --save-every 4 --seed 3 --threads 2 --plain";
+    rc = run(vila + " train --out " + q(work / "la") + lora_common, work, out, err);
+    check(rc == 0, "vila train --lora runs: " + out + err);
+    check(slurp(work / "la" / "final" / "model.safetensors") == slurp(work / "a" / "final" / "model.safetensors"),
+          "LoRA leaves the base weights byte-identical");
+    check(fs::exists(work / "la" / "final" / "adapter_config.json") && fs::exists(work / "la" / "final" / "adapter_model.safetensors"),
+          "final/ holds the PEFT adapter");
+    {
+        const pid_t pid = spawn({vila, "train", "--out", (work / "lb").string(), "--init", (work / "a" / "final").string(), "--data",
+                                 (work / "other.jsonl").string(), "--lora", "r=4,alpha=8,targets=q_proj+v_proj+down_proj", "--steps", "16",
+                                 "--batch-size", "4", "--seq-len", "32", "--lr", "1e-2", "--save-every", "4", "--seed", "3", "--threads", "2",
+                                 "--plain"},
+                                work / "lb.log");
+        for (int i = 0; i < 400 && !fs::exists(work / "lb" / "checkpoints" / "latest"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ::kill(pid, SIGKILL);
+        wait_exit(pid);
+        const std::vector<std::string> resume = fs::exists(work / "lb" / "config.json")
+                                                    ? std::vector<std::string>{vila, "train", "--resume", (work / "lb").string(), "--threads", "2"}
+                                                    : std::vector<std::string>{};
+        check(!resume.empty() && wait_exit(spawn(resume, work / "lb.log")) == 0, "the LoRA run resumes: " + slurp(work / "lb.log"));
+        check(slurp(work / "lb" / "final" / "adapter_model.safetensors") == slurp(work / "la" / "final" / "adapter_model.safetensors"),
+              "a killed-and-resumed LoRA run's adapter equals the uninterrupted one's byte for byte");
+    }
+    rc = run(vila + " generate --model " + q(work / "la" / "final") + " --prompt 'the owl' --max-new-tokens 5", work, out, err);
+    check(rc == 0 && err.find("adapter:") != std::string::npos, "generate uses the folder's adapter: " + err);
+    rc = run(vila + " export --model " + q(work / "la" / "final") + " --merge --out " + q(work / "merged"), work, out, err);
+    check(rc == 0 && !fs::exists(work / "merged" / "adapter_config.json") && fs::exists(work / "merged" / "tokenizer.json"),
+          "export --merge writes a plain folder: " + err);
+    rc = run(vila + " logits --model " + q(work / "la" / "final") + " --ids 5,9,30,2 --out " + q(work / "l1.safetensors"), work, out, err);
+    const int rc2 = run(vila + " logits --model " + q(work / "merged") + " --ids 5,9,30,2 --out " + q(work / "l2.safetensors"), work, out, err);
+    check(rc == 0 && rc2 == 0, "logits with the adapter and merged: " + err);
+    if (rc == 0 && rc2 == 0) {
+        const std::string a1 = slurp(work / "l1.safetensors"), a2 = slurp(work / "l2.safetensors");
+        double worst = a1.size() == a2.size() ? 0 : 1e9;
+        const std::size_t header = 8 + std::size_t(std::uint8_t(a1[0])) + 256 * std::size_t(std::uint8_t(a1[1]));
+        for (std::size_t i = header; i + 4 <= a1.size() && a1.size() == a2.size(); i += 4) {
+            float x, y;
+            std::memcpy(&x, a1.data() + i, 4);
+            std::memcpy(&y, a2.data() + i, 4);
+            worst = std::max(worst, double(std::abs(x - y)));
+        }
+        check(worst <= 1e-5, "merged logits equal the adapter's within 1e-5 (max " + std::to_string(worst) + ")");
+    }
+    fails(vila + " export --model " + q(work / "a" / "final") + " --merge --out " + q(work / "m2"), "no adapter");
+    fails(vila + " train --out " + q(work / "lc") + " --init " + q(work / "a" / "final") + " --data " + q(work / "other.jsonl") +
+              " --seq-len 32 --lora r=4,targets=nope",
+          "no linear layer");
+
+    std::cout << (failures ? "FAILED" : "OK") << ": vila train\n";
+    if (!failures) fs::remove_all(work);
+    return failures ? 1 : 0;
+}
