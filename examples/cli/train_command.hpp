@@ -259,7 +259,6 @@ int cmd_train(args a) {
     const std::string lora_spec = s.text("lora");
     if (!lora_spec.empty()) {
         const auto cfg = lora::peft_config::parse(lora_spec);
-        if (cfg.dropout > 0) throw usage_error("--lora dropout in training is not implemented yet (dropout=0)");
         const index_t n = lora::attach(model, cfg, std::uint64_t(s.number("seed")));
         std::printf("lora: r=%lld alpha=%g on %lld linear layers; base weights frozen\n", (long long)cfg.r, cfg.alpha, (long long)n);
     }

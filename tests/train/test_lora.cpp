@@ -103,6 +103,50 @@ TEST_CASE("LoRA linear gradients equal finite differences") {
     test::check_gradients<B>("lora linear", in, fwd, bwd);
 }
 
+TEST_CASE("LoRA dropout: gradients equal finite differences through the same mask, and inference drops nothing") {
+    using B = backend::cpu;
+    nn::linear<double, B> lin({6, 5, false}, "model.layers.0.mlp.up_proj");
+    rng g(4);
+    g.fill_normal(lin.weight.value);
+    lin.attach_lora({2, 4.0, false, 0.3}, g);
+    g.fill_normal(lin.lora->Bm.value);
+    test::dmap<B> in;
+    in["x"] = tensor<double, B>({4, 6});
+    g.fill_normal(in["x"]);
+    in["A"] = lin.lora->A.value;
+    lin.lora->training = true;
+    lin.lora->dropout_step = 7;
+    auto fwd = [&](const test::dmap<B>& v) {
+        lin.lora->A.value = v.at("A");
+        tensor<double, B> y;
+        lin.forward(v.at("x"), y);
+        return y;
+    };
+    auto bwd = [&](const test::dmap<B>& v, const tensor<double, B>& dy) {
+        lin.lora->A.value = v.at("A");
+        lin.lora->A.grad.zero();
+        typename nn::linear<double, B>::cache c;
+        tensor<double, B> y, dx(v.at("x").shape());
+        lin.forward(v.at("x"), y, &c);
+        lin.backward(c, dy, &dx);
+        return test::dmap<B>{{"x", dx}, {"A", lin.lora->A.grad}};
+    };
+    test::check_gradients<B>("lora linear with dropout", in, fwd, bwd);
+    // the mask drops about p of the inputs, and another step draws another mask
+    tensor<double, B> y1, y2, y3;
+    lin.forward(in["x"], y1);
+    lin.lora->dropout_step = 8;
+    lin.forward(in["x"], y2);
+    CHECK(y1.to_host() != y2.to_host());
+    lin.lora->training = false;  // inference: the whole adapter, no mask
+    lin.forward(in["x"], y3);
+    lin.lora->options.dropout = 0;
+    lin.lora->training = true;
+    tensor<double, B> y4;
+    lin.forward(in["x"], y4);
+    CHECK(y3.to_host() == y4.to_host());
+}
+
 TEST_CASE("an adapter we save loads back to the same logits, and unsupported PEFT fields are refused") {
     const auto dir = test::scratch_dir("vila_test_lora_save");
     auto m = llm::llama<float>::load(base_dir());
@@ -155,7 +199,7 @@ TEST_CASE("a LoRA fine-tune lowers the loss, keeps no state for the base, and re
     o.handle_signals = false;
     auto fresh = [] {
         auto m = llm::llama<float>::load(base_dir());
-        lora::attach(m, lora::peft_config::parse("r=4,alpha=8,targets=all-linear"), 5);
+        lora::attach(m, lora::peft_config::parse("r=4,alpha=8,targets=all-linear,dropout=0.1"), 5);
         return m;
     };
     auto a = fresh();
@@ -188,7 +232,7 @@ TEST_CASE("a LoRA fine-tune lowers the loss, keeps no state for the base, and re
         t.fit(data);
     }
     auto c = llm::llama<float>::load(base_dir());  // adapters from another seed: the checkpoint's replace them
-    lora::attach(c, lora::peft_config::parse("r=4,alpha=8,targets=all-linear"), 99);
+    lora::attach(c, lora::peft_config::parse("r=4,alpha=8,targets=all-linear,dropout=0.1"), 99);
     {
         data::sequence_sampler data(repeat_samples(), 3, 1);
         lora_trainer<> t(c, optim::adamw<float>(), train::constant_warmup{0}, g, o);

@@ -11,9 +11,9 @@
 // its last components equal an entry; a string: a full regex match; "all-linear": every linear
 // layer but the output head); rank_pattern / alpha_pattern keys match the end of a module name
 // (PEFT's get_pattern_key); tensors are "base_model.model.<module>.lora_{A,B}.weight".
-// PEFT fields honoured: r, lora_alpha, lora_dropout (stored; inference ignores it), target_modules,
+// PEFT fields honoured: r, lora_alpha, lora_dropout, target_modules,
 // rank_pattern, alpha_pattern, use_rslora, fan_in_fan_out (false for nn.Linear, as PEFT resets
-// it), bias (none, all, lora_only). Any other field with a non-default value (use_dora,
+// it), bias (none, all, lora_only), lora_dropout (in training: set_training, as the trainer does). Any other field with a non-default value (use_dora,
 // modules_to_save, layers_to_transform, ...) is refused, naming the field.
 // A model takes adapters when it has for_each_linear(f(nn::linear&)) (llm::llama).
 #pragma once
@@ -221,6 +221,16 @@ index_t attach(Model& model, const peft_config& cfg, std::uint64_t seed = 0) {
     });
     if (n == 0) throw config_error("vila::lora: no linear layer matches the LoRA targets");
     return n;
+}
+
+/// Training mode (dropout on) for forward number `step`, or inference (training false).
+template <class Model>
+void set_training(Model& model, bool training, std::uint64_t step = 0) {
+    model.for_each_linear([&](auto& layer, bool) {
+        if (!layer.lora) return;
+        layer.lora->training = training;
+        layer.lora->dropout_step = step;
+    });
 }
 
 /// Removes every adapter (merged or not: a merged adapter's update stays in the weights).

@@ -63,7 +63,7 @@ public:
     /// adapter, u = x A^T.
     struct cache {
         const tensor<T, B>* x = nullptr;
-        tensor<T, B> u;
+        tensor<T, B> u, xd;  // xd: the adapter's input after dropout (training with dropout only)
     };
 
     param<T, B> weight, bias;
@@ -80,11 +80,18 @@ public:
         linear_forward(x, weight.value, has_bias() ? &bias.value : nullptr, y);
         if (c) c->x = &x;
         if (lora && !lora->merged) {
-            tensor<T, B> scratch;
+            tensor<T, B> scratch, scratch_xd;
             tensor<T, B>& u = c ? c->u : scratch;
             const index_t in = weight.value.dim(1), out = weight.value.dim(0), r = lora->options.r, rows = x.size() / (in ? in : 1);
+            const T* xa = x.data();
+            if (lora->drops()) {  // PEFT: lora_B(lora_A(dropout(x)))
+                tensor<T, B>& xd = c ? c->xd : scratch_xd;
+                xd.ensure_shape(x.shape());
+                B::parallel_for(x.size(), detail::lora_dropout<T>{x.data(), xd.data(), lora->dropout_seed, lora->dropout_step, lora->options.dropout, false});
+                xa = xd.data();
+            }
             u.ensure_shape(with_last(x.shape(), r));
-            B::gemm(false, true, rows, r, in, T(1), x.data(), in, lora->A.value.data(), in, T(0), u.data(), r);   // u = x A^T
+            B::gemm(false, true, rows, r, in, T(1), xa, in, lora->A.value.data(), in, T(0), u.data(), r);   // u = x A^T
             B::gemm(false, true, rows, out, r, lora->scaling(), u.data(), r, lora->Bm.value.data(), r, T(1), y.data(), out);  // y += s u B^T
         }
     }
@@ -99,8 +106,17 @@ public:
         if (!L.A.trainable && !dx) return;
         tensor<T, B> du(with_last(c.x->shape(), r));
         B::gemm(false, false, rows, r, out, s, dy.data(), out, L.Bm.value.data(), r, T(0), du.data(), r);  // du = s dy B
-        if (L.A.trainable) B::gemm(true, false, r, in, rows, T(1), du.data(), r, c.x->data(), in, T(1), L.A.grad.data(), in);  // dA += du^T x
-        if (dx) B::gemm(false, false, rows, in, r, T(1), du.data(), r, L.A.value.data(), in, T(1), dx->data(), in);  // dx += du A
+        const bool dropped = L.drops();
+        const T* xa = dropped ? c.xd.data() : c.x->data();
+        if (L.A.trainable) B::gemm(true, false, r, in, rows, T(1), du.data(), r, xa, in, T(1), L.A.grad.data(), in);  // dA += du^T x
+        if (!dx) return;
+        if (!dropped) {
+            B::gemm(false, false, rows, in, r, T(1), du.data(), r, L.A.value.data(), in, T(1), dx->data(), in);  // dx += du A
+        } else {  // dx += mask (du A) / (1 - p): the same mask, recomputed
+            tensor<T, B> dxd(c.x->shape());
+            B::gemm(false, false, rows, in, r, T(1), du.data(), r, L.A.value.data(), in, T(0), dxd.data(), in);
+            B::parallel_for(dxd.size(), detail::lora_dropout<T>{dxd.data(), dx->data(), L.dropout_seed, L.dropout_step, L.options.dropout, true});
+        }
     }
     template <class F>
     void for_each_parameter(F&& f) {
@@ -123,6 +139,7 @@ public:
         L.options = o;
         L.A = param<T, B>(module_name() + ".lora_A.weight", {o.r, in});
         L.Bm = param<T, B>(module_name() + ".lora_B.weight", {out, o.r});
+        L.dropout_seed = detail::name_seed(module_name());
         const double bound = 1.0 / std::sqrt(double(in));
         gen.fill_uniform(L.A.value, -bound, bound);
         lora = std::move(L);

@@ -190,13 +190,17 @@ public:
             model_.zero_grad();
             double loss_sum = 0;
             index_t counted = 0;
-            for (auto& b : micro) {
+            for (std::size_t i = 0; i < micro.size(); ++i) {
+                auto& b = micro[i];
+                if constexpr (detail::has_linears<Model>::value)  // LoRA dropout: on, with a mask per micro-batch
+                    lora::set_training(model_, true, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + i);
                 const auto res = forward_loss(model_, b);
                 tokens += model_.logits().dim(0) * model_.logits().dim(1);
                 counted += res.count;
                 loss_sum += double(res.loss) * double(res.count);
                 if (res.count > 0) model_.backward_loss(double(res.count) / double(labels));
             }
+            if constexpr (detail::has_linears<Model>::value) lora::set_training(model_, false);  // callbacks evaluate in inference mode
             if (counted != labels)
                 throw error("vila::train: the model counted " + std::to_string(counted) + " labels where the batch has " + std::to_string(labels));
             info.step = step_ + 1;
