@@ -100,14 +100,8 @@ void read_train_flags(args& a, train_settings& s) {
         const std::string k = n.key;
         const std::string v = a.take("--" + k);
         if (v.empty()) continue;
-        std::size_t used = 0;
         double x = 0;
-        try {
-            x = std::stod(v, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != v.size()) throw usage_error("--" + k + " expects a number, got '" + v + "'");
+        if (!parse_number(v, x)) throw usage_error("--" + k + " expects a number, got '" + v + "'");
         s.j[k] = x;
     }
     for (const auto& k : train_settings::textual()) {

@@ -420,6 +420,17 @@ int cmd_perplexity(args a) {
     return 0;
 }
 
+/// The whole string as one finite number (no trailing characters).
+bool parse_number(const std::string& v, double& x) {
+    std::size_t used = 0;
+    try {
+        x = std::stod(v, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return used == v.size() && std::isfinite(x);
+}
+
 #include "train_command.hpp"
 
 int cmd_export(args a) {
@@ -454,16 +465,11 @@ int main(int argc, char** argv) {
         args a{std::vector<std::string>(argv + 2, argv + argc)};
         if (cmd != "train") {  // train records --threads in its run config itself
             const std::string threads = a.take("--threads");
+            double n = 0;
             if (!threads.empty()) {
-                std::size_t used = 0;
-                int n = 0;
-                try {
-                    n = std::stoi(threads, &used);
-                } catch (const std::exception&) {
-                    used = 0;
-                }
-                if (used != threads.size() || n < 1 || n > 1024) throw usage_error("--threads expects a count from 1 to 1024, got '" + threads + "'");
-                vila::set_num_threads(n);
+                if (!parse_number(threads, n) || n < 1 || n > 1024 || n != std::floor(n))
+                    throw usage_error("--threads expects a count from 1 to 1024, got '" + threads + "'");
+                vila::set_num_threads(int(n));
             }
         }
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
