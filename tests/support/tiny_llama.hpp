@@ -1,5 +1,8 @@
 // A small LLaMA config for the training tests (GQA, two layers): fast, and every part present.
 #pragma once
+#include <string>
+#include <vector>
+
 #include <vila/llm/config.hpp>
 
 namespace vila::test {
@@ -15,6 +18,17 @@ inline llm::llama_config tiny_llama_config(index_t hidden, index_t intermediate,
     c.vocab_size = vocab;
     c.max_position_embeddings = 64;
     return c;
+}
+
+/// Every parameter's values of a model, concatenated in visiting order (for bitwise comparisons).
+template <class Model>
+std::vector<float> flat_parameters(Model& m) {
+    std::vector<float> out;
+    m.for_each_parameter([&](const std::string&, auto& p) {
+        const auto h = p.value.to_host();
+        out.insert(out.end(), h.begin(), h.end());
+    });
+    return out;
 }
 
 }  // namespace vila::test

@@ -45,14 +45,7 @@ void train_step(llm::llama<float>& m, const data::batch& b) {
     train::forward_loss(m, b);
     m.backward_loss();
 }
-std::vector<float> flat(llm::llama<float>& m) {
-    std::vector<float> out;
-    m.for_each_parameter([&](const std::string&, param<float>& p) {
-        const auto h = p.value.to_host();
-        out.insert(out.end(), h.begin(), h.end());
-    });
-    return out;
-}
+std::vector<float> flat(llm::llama<float>& m) { return test::flat_parameters(m); }
 }  // namespace
 
 TEST_CASE("schedules equal transformers' get_*_schedule_with_warmup at every step") {
@@ -244,15 +237,7 @@ TEST_CASE_TEMPLATE("the trainer (AdamW, clipping, accumulation) gives the CPU's 
     };
     run(ref);
     run(m);
-    std::vector<float> a, b;
-    ref.for_each_parameter([&](const std::string&, param<float>& p) {
-        const auto h = p.value.to_host();
-        a.insert(a.end(), h.begin(), h.end());
-    });
-    m.for_each_parameter([&](const std::string&, param<float, B>& p) {
-        const auto h = p.value.to_host();
-        b.insert(b.end(), h.begin(), h.end());
-    });
+    const auto a = test::flat_parameters(ref), b = test::flat_parameters(m);
     double worst = 0;
     for (std::size_t k = 0; k < a.size(); ++k) worst = std::max(worst, double(std::abs(a[k] - b[k])));
     CHECK(worst <= 1e-5);

@@ -29,14 +29,7 @@ std::vector<data::sample> periodic_samples(int n, int len) {
     }
     return out;
 }
-std::vector<float> flat(llm::llama<float>& m) {
-    std::vector<float> out;
-    m.for_each_parameter([&](const std::string&, param<float>& p) {
-        const auto h = p.value.to_host();
-        out.insert(out.end(), h.begin(), h.end());
-    });
-    return out;
-}
+std::vector<float> flat(llm::llama<float>& m) { return test::flat_parameters(m); }
 /// Stops the run after `at` steps (a crash stand-in for the in-process resume test).
 struct stop_at {
     long long at;
@@ -185,5 +178,30 @@ TEST_CASE("a run folder of another format version is refused in one line") {
     io::write_json(state_file, st);
     text_trainer<> t2(m, optim::adamw<float>(), train::cosine_warmup{0, 3}, groups(), options(run, 3));
     CHECK_THROWS_WITH_AS(t2.resume_if_possible(data), doctest::Contains("run format 99"), config_error);
+    fs::remove_all(run);
+}
+
+TEST_CASE("a trainer_state.json with a wrong type or a negative step is refused before anything loads") {
+    const auto run = test::scratch_dir("vila_test_trainer_state");
+    model_t m(tiny_config());
+    m.init_weights(5);
+    data::sequence_sampler data(periodic_samples(4, 8), 2);
+    text_trainer<> t(m, optim::adamw<float>(), train::cosine_warmup{0, 3}, groups(), options(run, 3));
+    t.fit(data);
+    const auto state_file = run / "checkpoints" / "step-3" / "trainer_state.json";
+    const auto good = io::read_json(state_file);
+    auto st = good;
+    st["step"] = "three";
+    io::write_json(state_file, st);
+    text_trainer<> t2(m, optim::adamw<float>(), train::cosine_warmup{0, 3}, groups(), options(run, 3));
+    CHECK_THROWS_WITH_AS(t2.resume_if_possible(data), doctest::Contains("trainer_state.json"), format_error);
+    st = good;
+    st["step"] = -4;
+    io::write_json(state_file, st);
+    CHECK_THROWS_WITH_AS(t2.resume_if_possible(data), doctest::Contains("negative"), format_error);
+    st = good;
+    st["sampler"]["epoch"] = "x";
+    io::write_json(state_file, st);
+    CHECK_THROWS_WITH_AS(t2.resume_if_possible(data), doctest::Contains("sampler"), format_error);
     fs::remove_all(run);
 }

@@ -140,21 +140,35 @@ public:
     void resume(const std::filesystem::path& dir, Sampler& data) {
         const auto state = io::read_json(dir / "trainer_state.json");
         const std::string file = (dir / "trainer_state.json").string();
-        const int version = state.value("format_version", -1);
+        int version = -1;
+        long long step = 0;
+        std::string written_by, optimizer;
+        try {  // every field checked before anything is loaded
+            version = state.value("format_version", -1);
+            written_by = state.value("library_version", std::string("?"));
+            optimizer = state.value("optimizer", std::string("?"));
+            step = state.at("step").get<long long>();
+            state.at("sampler");
+        } catch (const nlohmann::json::exception& e) {
+            throw format_error(file + ": " + e.what());
+        }
         if (version != run_format_version)
-            throw config_error(file + ": run format " + std::to_string(version) + " (written by vila " +
-                               state.value("library_version", std::string("?")) + "); this vila " + vila::version() + " reads format " +
-                               std::to_string(run_format_version));
-        if (state.value("optimizer", std::string()) != Optimizer::kind)
-            throw config_error(file + ": the run used optimizer " + state.value("optimizer", std::string("?")) + ", this trainer " +
-                               Optimizer::kind);
+            throw config_error(file + ": run format " + std::to_string(version) + " (written by vila " + written_by + "); this vila " +
+                               vila::version() + " reads format " + std::to_string(run_format_version));
+        if (optimizer != Optimizer::kind)
+            throw config_error(file + ": the run used optimizer " + optimizer + ", this trainer " + Optimizer::kind);
+        if (step < 0) throw format_error(file + ": step " + std::to_string(step) + " is negative");
         model_ = Model::load(dir);
         if constexpr (detail::has_linears<Model>::value)
             if (std::filesystem::exists(dir / "adapter_config.json")) lora::load_peft(model_, dir);
         apply_freeze<Freeze>(model_);
         opt_.load(dir / "optimizer.safetensors");
-        step_ = state.at("step").get<long long>();
-        data.restore(state.at("sampler"));
+        step_ = step;
+        try {
+            data.restore(state.at("sampler"));
+        } catch (const nlohmann::json::exception& e) {
+            throw format_error(file + ": sampler: " + e.what());
+        }
         last_checkpoint_ = dir;
         last_saved_step_ = step_;
     }
