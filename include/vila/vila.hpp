@@ -34,12 +34,14 @@
 
 #include "tokenizer/bpe_trainer.hpp"
 #include "tokenizer/chat_template.hpp"
+#include "tokenizer/image_text.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 #include "io/atomic_file.hpp"
 #include "io/json.hpp"
 #include "io/parameters.hpp"
 #include "io/safetensors.hpp"
+#include "io/tar.hpp"
 
 #include "llm/config.hpp"
 #include "llm/generate.hpp"
@@ -57,8 +59,18 @@
 #include "model/vlm.hpp"
 
 #include "data/batch.hpp"
+#include "data/images.hpp"
+#include "data/instruct.hpp"
+#include "data/llava.hpp"
+#include "data/mixture.hpp"
+#include "data/mmc4.hpp"
+#include "data/pairs.hpp"
+#include "data/record.hpp"
+#include "data/render.hpp"
 #include "data/sample.hpp"
 #include "data/sampler.hpp"
+#include "data/shards.hpp"
+#include "data/source.hpp"
 #include "data/text.hpp"
 
 #include "train/callbacks.hpp"

@@ -77,22 +77,10 @@ public:
     std::vector<std::int32_t> encode_prompt(const std::string& text, const std::string& conv = "none") const {
         const auto& tok = tokenizer();
         const auto p = vila::tokenizer::render_prompt(conv, text);
-        const std::int32_t image_id = image_token_id();
-        const auto known = tok.token_to_id(vila::tokenizer::image_placeholder);
-        if (known && *known == image_id) return tok.encode(p.text, p.add_special_tokens);  // "<image>" is a vocabulary token
-        // VILA: split at "<image>", encode the pieces, put the placeholder id between them.
         std::vector<std::int32_t> ids;
         if (p.add_special_tokens) ids = tok.special_prefix();
-        const std::string mark = vila::tokenizer::image_placeholder;
-        std::size_t at = 0;
-        for (;;) {
-            const std::size_t next = p.text.find(mark, at);
-            const auto piece = tok.encode(std::string_view(p.text).substr(at, next == std::string::npos ? std::string::npos : next - at), false);
-            ids.insert(ids.end(), piece.begin(), piece.end());
-            if (next == std::string::npos) break;
-            ids.push_back(image_id);
-            at = next + mark.size();
-        }
+        const auto body = vila::tokenizer::encode_with_images(tok, p.text, image_token_id());
+        ids.insert(ids.end(), body.begin(), body.end());
         if (p.add_special_tokens) ids.insert(ids.end(), tok.special_suffix().begin(), tok.special_suffix().end());
         return ids;
     }

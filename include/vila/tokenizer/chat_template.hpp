@@ -19,10 +19,12 @@
 // Write a new template as a struct with `name`, `add_special_tokens` and
 // `render(conversation) -> std::vector<template_part>` (see vicuna_v1 below).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../error.hpp"
+#include "image_text.hpp"
 #include "tokenizer.hpp"
 
 namespace vila::tokenizer {
@@ -45,7 +47,6 @@ struct labeled_ids {
 };
 
 inline constexpr token_id ignore_label = -100;
-inline constexpr const char* image_placeholder = "<image>";
 
 namespace detail {
 inline bool is_human(const message& m, std::size_t i, const char* tmpl) {
@@ -128,13 +129,15 @@ struct plain {
 
 }  // namespace templates
 
-/// Encodes a conversation with a template policy; labels mark what trains.
+/// Encodes a conversation with a template policy; labels mark what trains. With an image id,
+/// each "<image>" becomes that id (encode_with_images); without, "<image>" is plain text.
 template <class Template>
-labeled_ids render_conversation(const tokenizer& tok, const conversation& conv) {
+labeled_ids render_conversation(const tokenizer& tok, const conversation& conv, std::optional<token_id> image_id = std::nullopt) {
     const std::vector<template_part> parts = Template::render(conv);
+    auto encode = [&](const std::string& text) { return image_id ? encode_with_images(tok, text, *image_id) : tok.encode(text, false); };
     std::string full;
     for (const auto& p : parts) full += p.text;
-    const std::vector<token_id> body = tok.encode(full, false);
+    const std::vector<token_id> body = encode(full);
     labeled_ids out;
     const auto& pre = Template::add_special_tokens ? tok.special_prefix() : std::vector<token_id>{};
     const auto& suf = Template::add_special_tokens ? tok.special_suffix() : std::vector<token_id>{};
@@ -149,7 +152,7 @@ labeled_ids render_conversation(const tokenizer& tok, const conversation& conv) 
         prefix += parts[k].text;
         // Only where trained and untrained text meet must the tokens split cleanly.
         if (k + 1 < parts.size() && parts[k + 1].trained == parts[k].trained) continue;
-        const std::vector<token_id> upto = tok.encode(prefix, false);
+        const std::vector<token_id> upto = encode(prefix);
         const bool consistent =
             upto.size() <= body.size() && std::equal(upto.begin(), upto.end(), body.begin());
         if (!consistent) {
@@ -167,10 +170,11 @@ labeled_ids render_conversation(const tokenizer& tok, const conversation& conv) 
 }
 
 /// Runtime choice of a template by name ("vicuna_v1", "v1", "llama_3", "plain").
-inline labeled_ids render_conversation(const std::string& template_name, const tokenizer& tok, const conversation& conv) {
-    if (template_name == "vicuna_v1" || template_name == "v1") return render_conversation<templates::vicuna_v1>(tok, conv);
-    if (template_name == "llama_3") return render_conversation<templates::llama_3>(tok, conv);
-    if (template_name == "plain") return render_conversation<templates::plain>(tok, conv);
+inline labeled_ids render_conversation(const std::string& template_name, const tokenizer& tok, const conversation& conv,
+                                       std::optional<token_id> image_id = std::nullopt) {
+    if (template_name == "vicuna_v1" || template_name == "v1") return render_conversation<templates::vicuna_v1>(tok, conv, image_id);
+    if (template_name == "llama_3") return render_conversation<templates::llama_3>(tok, conv, image_id);
+    if (template_name == "plain") return render_conversation<templates::plain>(tok, conv, image_id);
     throw config_error("unknown conversation template '" + template_name + "' (known: vicuna_v1, llama_3, plain)");
 }
 

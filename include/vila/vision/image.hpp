@@ -58,28 +58,35 @@ struct image {
 
 inline constexpr std::uint64_t default_max_pixels = 89478485;  // PIL.Image.MAX_IMAGE_PIXELS
 
-/// Decodes an image file to RGB (grey and alpha are converted, as PIL's convert("RGB")).
-inline image load_image(const std::filesystem::path& path, std::uint64_t max_pixels = default_max_pixels) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw io_error("cannot open image " + path.string());
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
-    if (bytes.empty()) throw format_error(path.string() + ": empty image file");
-    if (bytes.size() > std::size_t(INT32_MAX)) throw format_error(path.string() + ": image file too large");
+/// Decodes an encoded image held in memory (a tar member, a base64 field) to RGB; `name` says
+/// where it came from in errors. Grey and alpha are converted, as PIL's convert("RGB").
+inline image decode_image(const unsigned char* data, std::size_t size, const std::string& name,
+                          std::uint64_t max_pixels = default_max_pixels) {
+    if (size == 0) throw format_error(name + ": empty image file");
+    if (size > std::size_t(INT32_MAX)) throw format_error(name + ": image file too large");
     int w = 0, h = 0, n = 0;
-    if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &n))
-        throw format_error(path.string() + ": not a decodable image (" + stbi_failure_reason() + ")");
-    if (w <= 0 || h <= 0) throw format_error(path.string() + ": zero-sized image " + std::to_string(w) + "x" + std::to_string(h));
+    if (!stbi_info_from_memory(data, int(size), &w, &h, &n))
+        throw format_error(name + ": not a decodable image (" + stbi_failure_reason() + ")");
+    if (w <= 0 || h <= 0) throw format_error(name + ": zero-sized image " + std::to_string(w) + "x" + std::to_string(h));
     if (std::uint64_t(w) * std::uint64_t(h) > max_pixels)
-        throw format_error(path.string() + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels exceed the limit of " +
+        throw format_error(name + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels exceed the limit of " +
                            std::to_string(max_pixels) + " (a decompression bomb?)");
-    unsigned char* px = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &n, 3);
-    if (!px) throw format_error(path.string() + ": corrupt or truncated image (" + stbi_failure_reason() + ")");
+    unsigned char* px = stbi_load_from_memory(data, int(size), &w, &h, &n, 3);
+    if (!px) throw format_error(name + ": corrupt or truncated image (" + stbi_failure_reason() + ")");
     image im;
     im.width = w;
     im.height = h;
     im.rgb.assign(px, px + std::size_t(w) * std::size_t(h) * 3);
     stbi_image_free(px);
     return im;
+}
+
+/// Decodes an image file to RGB.
+inline image load_image(const std::filesystem::path& path, std::uint64_t max_pixels = default_max_pixels) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw io_error("cannot open image " + path.string());
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
+    return decode_image(bytes.data(), bytes.size(), path.string(), max_pixels);
 }
 
 namespace detail {

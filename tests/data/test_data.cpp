@@ -1,0 +1,357 @@
+// Data: the readers of the real training formats against tests/fixtures/data/expected.json
+// (VILA's conventions re-stated in Python with HF tokenizers, made by make_data.py), the tar
+// reader against Python's tarfile, mixtures (determinism, resume, sharding) and bad records.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+
+#include "../support/fixtures.hpp"
+#include "../support/tokenizer_data.hpp"
+
+using namespace vila;
+using namespace vila::test;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path data_dir() { return fs::path(fixture_path("data")); }
+const nlohmann::json& expected(const std::string& source) { return load_json_fixture("data/expected.json").at("records").at(source); }
+const tokenizer::tokenizer& mistral() {
+    static const auto tok = tokenizer::tokenizer::load(tokenizer_dir("mistral"));
+    return tok;
+}
+std::string stem(const data::image_ref& r) {
+    const std::string name = r.member.empty() ? r.file.filename().string() : r.member;
+    return name.substr(0, name.rfind('.'));
+}
+/// Renders every record of a source and compares with the Python rendering.
+void check_source(const data::source& src, const nlohmann::json& want, bool stems = false, const std::string& conv = "vicuna_v1") {
+    REQUIRE(src.size() == want.size());
+    data::render_options o;
+    o.conv_template = conv;
+    for (std::size_t i = 0; i < src.size(); ++i) {
+        CAPTURE(i);
+        const auto r = data::render(src.get(i), mistral(), o);
+        CHECK(r.s.ids == want[i].at("ids").get<std::vector<int>>());
+        CHECK(r.s.labels == want[i].at("labels").get<std::vector<int>>());
+        std::vector<std::string> names;
+        for (const auto& im : r.images)
+            names.push_back(stems ? stem(im) : im.member.empty() ? im.file.filename().string() : im.member.substr(im.member.rfind('/') + 1));
+        CHECK(names == want[i].at("images").get<std::vector<std::string>>());
+        CHECK(r.s.images == index_t(r.images.size()));
+    }
+}
+vision::image_processor tiny_processor() {
+    vision::image_processor p;
+    p.type = vision::image_processor::kind::siglip;
+    p.do_center_crop = false;
+    p.height = p.width = 8;
+    return p;
+}
+std::string message_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const vila::error& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("tar shards written by Python's tarfile: members, pax long names, reads in place, truncation") {
+    const io::tar_archive a(data_dir() / "pairs" / "pairs-00000.tar");
+    REQUIRE(a.members().size() == 10);
+    CHECK(a.members()[0].name == "000000000.jpg");
+    CHECK(a.members()[1].name == "000000000.json");
+    CHECK(a.members()[6].name == "long/" + std::string(110, 'x') + "/000000003.jpg");  // from a pax header
+    const auto txt = a.read(3);
+    CHECK(std::string(txt.begin(), txt.end()) == "a green square on <image> white");
+
+    const io::tar_archive cut(data_dir() / "bad" / "truncated.tar");
+    REQUIRE(cut.members().size() == 7);
+    CHECK(cut.members().back().truncated);
+    const std::string msg = message_of([&] { cut.read(6); });
+    CHECK(msg.find("truncated.tar:000000003.png: truncated tar member") != std::string::npos);
+
+    // our writer: reproducible bytes, read back by our reader (Python's tarfile and GNU tar list
+    // the same archive with mode 0644, owner 0/0 and mtime 0: checked when the writer was made)
+    const auto dir = scratch_dir("vila-tar");
+    const std::vector<std::pair<std::string, std::string>> members = {
+        {"a.txt", "hello"}, {"deep/" + std::string(120, 'd') + "/b.bin", std::string(700, '\x7f')}, {"empty", ""}};
+    io::write_tar(dir / "x.tar", members);
+    io::write_tar(dir / "y.tar", members);
+    std::ifstream x(dir / "x.tar", std::ios::binary), y(dir / "y.tar", std::ios::binary);
+    const std::string xs((std::istreambuf_iterator<char>(x)), {}), ys((std::istreambuf_iterator<char>(y)), {});
+    CHECK(xs == ys);
+    CHECK(xs.size() % 512 == 0);
+    const io::tar_archive back(dir / "x.tar");
+    REQUIRE(back.members().size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(back.members()[i].name == members[i].first);
+        const auto b = back.read(i);
+        CHECK(std::string(b.begin(), b.end()) == members[i].second);
+    }
+    // not a tar file, and a corrupt header
+    std::ofstream(dir / "junk.tar") << std::string(1024, 'j');
+    CHECK(message_of([&] { io::tar_archive t(dir / "junk.tar"); }).find("bad header checksum") != std::string::npos);
+    std::string corrupt = xs;
+    corrupt[124] = '9';  // a size digit that is not octal (and a checksum that no longer matches)
+    std::ofstream(dir / "corrupt.tar", std::ios::binary) << corrupt;
+    CHECK_THROWS_AS(io::tar_archive(dir / "corrupt.tar"), format_error);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("LLaVA conversation rows (JSON list and JSONL) render to VILA's ids and label masks") {
+    const data::llava_source list(data_dir() / "llava" / "rows.json");
+    const data::llava_source lines(data_dir() / "llava" / "rows.jsonl");
+    check_source(list, expected("llava"));
+    check_source(lines, expected("llava"));
+    // image paths: beside the file first, then images/; an explicit image folder wins
+    CHECK(list.get(2).images[1].file == data_dir() / "llava" / "cat.png");
+    CHECK(list.get(0).images[0].file == data_dir() / "llava" / "images" / "red.png");
+    CHECK(list.get(1).where == (data_dir() / "llava" / "rows.json").string() + ":16");
+    CHECK(lines.get(1).where == (data_dir() / "llava" / "rows.jsonl").string() + ":2");
+    const data::llava_source elsewhere(data_dir() / "llava" / "rows.jsonl", {data_dir() / "llava" / "images"});
+    CHECK(elsewhere.get(0).images[0].file == data_dir() / "llava" / "images" / "red.png");
+    CHECK(message_of([&] { elsewhere.get(2); }).find("rows.jsonl:3: missing image cat.png (looked in ") != std::string::npos);
+    // VILA's marks: prepended when absent, one newline after each
+    CHECK(list.get(1).turns[0].value == "<image>\nDescribe the picture.");
+    CHECK(list.get(2).turns[0].value == "Compare <image>\nand <image>\nwhich is brighter?");
+}
+
+TEST_CASE("MMC4 documents and the MMC4-pairs ablation render as VILA's loader, images from a folder or tar shards") {
+    const fs::path docs = data_dir() / "mmc4" / "docs.jsonl";
+    data::mmc4_options folder;
+    folder.image_folder = data_dir() / "mmc4" / "images";
+    check_source(data::mmc4_source(docs, folder), expected("mmc4"));
+    data::mmc4_options pairs = folder;
+    pairs.pairs = true;
+    check_source(data::mmc4_source(docs, pairs), expected("mmc4_pairs"));
+    data::mmc4_options shards;
+    shards.shards = data::list_shards(data_dir() / "mmc4" / "shards");
+    const data::mmc4_source in_tar(docs, shards);
+    check_source(in_tar, expected("mmc4"));
+    const auto r = in_tar.get(1);
+    REQUIRE(r.images.size() == 6);  // at most 6 of 8, ordered by sentence
+    CHECK(r.images[0].member == "imgs/d0.png");
+    CHECK(r.images[5].member == "imgs/d4.png");
+    CHECK(r.images[5].file.filename() == "images-00000.tar");
+    // the same pixels from the folder and from the shard
+    const auto p = tiny_processor();
+    CHECK(data::load_pixels(r.images[5], p).to_host() ==
+          data::load_pixels(data::mmc4_source(docs, folder).get(1).images[5], p).to_host());
+    // similarity threshold
+    data::mmc4_options strict = folder;
+    strict.min_similarity = 0.2;
+    CHECK(data::mmc4_source(docs, strict).get(2).images.size() == 1);
+    CHECK(data::mmc4_source(docs, strict).get(1).images.size() == 6);
+    strict.min_similarity = 0.3;
+    CHECK(data::mmc4_source(docs, strict).get(1).images.size() == 1);  // only d7 (0.5)
+}
+
+TEST_CASE("webdataset image-text pairs are packed 4 per sample as VILA packs COYO") {
+    const data::webdataset_pairs_source src(data::list_shards(data_dir() / "pairs"));
+    CHECK(src.pair_count() == 9);
+    check_source(src, expected("pairs"), true);  // 9 pairs: two samples, the last pair dropped
+    data::pairs_options one;
+    one.pack = 1;
+    const data::webdataset_pairs_source single(data::list_shards(data_dir() / "pairs"), one);
+    CHECK(single.size() == 9);
+    CHECK(single.get(8).segments == std::vector<std::string>{"<image>one more"});
+}
+
+TEST_CASE("text-only data: FLAN instruction rows through the template, plain text with EOS") {
+    check_source(data::instruction_source(data_dir() / "text" / "flan.jsonl"), expected("flan"));
+    check_source(data::text_source(data_dir() / "text" / "text.jsonl"), expected("text"));
+}
+
+TEST_CASE("JSON row index: errors name file and line") {
+    const auto dir = scratch_dir("vila-rows");
+    std::ofstream(dir / "open.json") << "[\n {\"a\": 1},\n {\"b\": \"]\"}\n";
+    CHECK(message_of([&] { data::json_rows r(dir / "open.json"); }).find("open.json:4: the JSON list is not closed") != std::string::npos);
+    std::ofstream(dir / "comma.json") << "[{\"a\": 1},\n]";
+    CHECK(message_of([&] { data::json_rows r(dir / "comma.json"); }).find("trailing comma") != std::string::npos);
+    std::ofstream(dir / "rows.jsonl") << "{\"a\": 1}\n\n  \n{\"a\": [1, \"x\\\"]\"]}\n{bad\n";
+    const data::json_rows rows(dir / "rows.jsonl");
+    REQUIRE(rows.size() == 3);
+    CHECK(rows.row(1).at("a")[1] == "x\"]");
+    CHECK(message_of([&] { rows.row(2); }).find("rows.jsonl:5: invalid JSON") != std::string::npos);
+    std::ofstream(dir / "list.json") << "[ {\"a\": \"[{,\"}, [1, 2],\n  3 ]  \n";
+    const data::json_rows list(dir / "list.json");
+    REQUIRE(list.size() == 3);
+    CHECK(list.row(0).at("a") == "[{,");
+    CHECK(list.row(2) == 3);
+    CHECK(list.where(2) == (dir / "list.json").string() + ":2");
+    std::ofstream(dir / "empty.json") << " [ ] ";
+    CHECK(data::json_rows(dir / "empty.json").size() == 0);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("truncation to a maximum length never cuts an image's tokens") {
+    data::record r;
+    r.type = data::record::kind::text;
+    r.where = "doc";
+    r.segments = {"one <image>\ntwo three <image>\nfour five six"};
+    r.images = {{"a.png", "", 0, 0, false}, {"b.png", "", 0, 0, false}};
+    data::render_options o;
+    o.tokens_per_image = 4;
+    const auto whole = data::render(r, mistral(), o);
+    const index_t n = index_t(whole.s.ids.size()) + 2 * 3;  // spliced length
+    o.max_length = n;
+    CHECK_FALSE(data::render(r, mistral(), o).truncated);
+    // cut inside the second image: it goes, with everything after it
+    std::size_t second = 0;
+    for (std::size_t t = 0, seen = 0; t < whole.s.ids.size(); ++t)
+        if (whole.s.ids[t] == -200 && ++seen == 2) second = t;
+    o.max_length = index_t(second) + 3 + 2;  // text before it, the first image's 4 tokens, half of the second
+    const auto cut = data::render(r, mistral(), o);
+    CHECK(cut.truncated);
+    CHECK(cut.dropped_images == 1);
+    CHECK(cut.images.size() == 1);
+    CHECK(cut.s.ids.size() == second);
+    CHECK(cut.s.images == 1);
+    o.max_length = 2;  // BOS and "one": nothing but... one label still
+    CHECK(data::render(r, mistral(), o).s.ids.size() == 2);
+    o.max_length = 1;
+    CHECK(message_of([&] { data::render(r, mistral(), o); }).find("doc: nothing left to train on after truncation to 1 tokens") != std::string::npos);
+}
+
+namespace {
+/// A counting source: record i is the text "r<i>" (its ids tell which record it was).
+class numbers : public data::source {
+public:
+    numbers(std::string name, std::size_t n) : name_(std::move(name)), n_(n) {}
+    std::size_t size() const override { return n_; }
+    std::string describe() const override { return name_; }
+    data::record get(std::size_t i) const override {
+        data::record r;
+        r.type = data::record::kind::text;
+        r.where = name_ + ":" + std::to_string(i);
+        r.segments = {name_ + std::to_string(i)};
+        return r;
+    }
+
+private:
+    std::string name_;
+    std::size_t n_;
+};
+template <class Policy>
+std::vector<std::string> sequence(std::vector<data::mixture_entry> sources, data::mixture_options o, int batches) {
+    data::mixture_sampler<Policy> s(std::move(sources), mistral(), {}, nullptr, o);
+    std::vector<std::string> out;
+    for (int b = 0; b < batches; ++b) {
+        const auto batch = s.next();
+        for (const auto& smp : batch.samples) out.push_back(mistral().decode(smp.ids, true));
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("mixtures: natural share spreads every source evenly over an epoch, reproducible from the seed") {
+    std::vector<data::mixture_entry> src = {{"a", std::make_shared<numbers>("a", 6)}, {"b", std::make_shared<numbers>("b", 3)}};
+    data::mixture_options o;
+    o.batch_size = 3;
+    o.seed = 5;
+    const auto first = sequence<data::mix::natural>(src, o, 3);  // one epoch
+    CHECK(first == sequence<data::mix::natural>(src, o, 3));
+    std::multiset<std::string> epoch(first.begin(), first.end());
+    CHECK(epoch == std::multiset<std::string>{"a0", "a1", "a2", "a3", "a4", "a5", "b0", "b1", "b2"});
+    // b's three records are spread: one in each third of the epoch
+    for (int third = 0; third < 3; ++third) {
+        int bs = 0;
+        for (int k = 0; k < 3; ++k) bs += first[std::size_t(third * 3 + k)][0] == 'b';
+        CHECK(bs == 1);
+    }
+    o.seed = 6;
+    CHECK(sequence<data::mix::natural>(src, o, 3) != first);
+    o.shuffle = false;
+    CHECK(sequence<data::mix::natural>(src, o, 3) == std::vector<std::string>{"a0", "b0", "a1", "a2", "b1", "a3", "a4", "b2", "a5"});
+    CHECK(sequence<data::mix::sequential>(src, o, 3) == std::vector<std::string>{"a0", "a1", "a2", "a3", "a4", "a5", "b0", "b1", "b2"});
+}
+
+TEST_CASE("mixtures: weighted draws follow the weights, and a resumed sampler continues exactly") {
+    std::vector<data::mixture_entry> src = {{"a", std::make_shared<numbers>("a", 5), 3.0}, {"b", std::make_shared<numbers>("b", 7), 1.0}};
+    data::mixture_options o;
+    o.batch_size = 4;
+    o.seed = 11;
+    const auto draws = sequence<data::mix::weighted>(src, o, 250);
+    std::size_t as = 0;
+    for (const auto& d : draws) as += d[0] == 'a';
+    CHECK(double(as) / double(draws.size()) == doctest::Approx(0.75).epsilon(0.04));
+
+    for (int policy = 0; policy < 3; ++policy) {
+        CAPTURE(policy);
+        auto run = [&](auto tag) {
+            using P = decltype(tag);
+            data::mixture_sampler<P> whole(src, mistral(), {}, nullptr, o), part(src, mistral(), {}, nullptr, o);
+            for (int b = 0; b < 5; ++b) whole.next(), part.next();
+            const nlohmann::json saved = nlohmann::json::parse(part.state().dump());
+            data::mixture_sampler<P> resumed(src, mistral(), {}, nullptr, o);
+            resumed.restore(saved);
+            for (int b = 0; b < 7; ++b) CHECK(whole.next().samples[0].ids == resumed.next().samples[0].ids);
+            // a state of another mixture is refused
+            auto other = src;
+            other[1].src = std::make_shared<numbers>("b", 8);
+            data::mixture_sampler<P> wrong(other, mistral(), {}, nullptr, o);
+            CHECK_THROWS_AS(wrong.restore(saved), config_error);
+        };
+        if (policy == 0) run(data::mix::natural{});
+        if (policy == 1) run(data::mix::weighted{});
+        if (policy == 2) run(data::mix::sequential{});
+    }
+}
+
+TEST_CASE("mixtures: two shards see disjoint samples whose union is the unsharded epoch") {
+    std::vector<data::mixture_entry> src = {{"a", std::make_shared<numbers>("a", 10)}, {"b", std::make_shared<numbers>("b", 6)}};
+    data::mixture_options o;
+    o.batch_size = 2;
+    o.seed = 3;
+    const auto all = sequence<data::mix::natural>(src, o, 8);  // 16 = one epoch
+    o.world = 2;
+    const auto r0 = sequence<data::mix::natural>(src, o, 4);
+    o.rank = 1;
+    const auto r1 = sequence<data::mix::natural>(src, o, 4);
+    std::vector<std::string> interleaved;
+    for (std::size_t i = 0; i < r0.size(); ++i) interleaved.push_back(r0[i]), interleaved.push_back(r1[i]);
+    CHECK(interleaved == all);
+    std::set<std::string> s0(r0.begin(), r0.end()), s1(r1.begin(), r1.end());
+    for (const auto& x : s0) CHECK(s1.count(x) == 0);
+    CHECK(s0.size() + s1.size() == 16);
+}
+
+TEST_CASE("bad records: lenient skips and counts each by reason with its location, strict stops there") {
+    const fs::path bad = data_dir() / "bad";
+    data::mmc4_options filtered;
+    filtered.image_folder = bad / "images";
+    filtered.min_similarity = 0.24;
+    data::pairs_options one;
+    one.pack = 1;
+    std::vector<data::mixture_entry> src = {
+        {"llava", std::make_shared<data::llava_source>(bad / "llava.jsonl", data::llava_options{bad / "images"})},
+        {"pairs", std::make_shared<data::webdataset_pairs_source>(std::vector<fs::path>{bad / "truncated.tar"}, one)},
+        {"mmc4", std::make_shared<data::mmc4_source>(bad / "filtered.jsonl", filtered)}};
+    const auto proc = tiny_processor();
+    data::mixture_options o;
+    o.batch_size = 5;  // the 5 good records of one epoch (8 + 4 + 2 = 14 draws)
+    o.shuffle = false;
+    data::mixture_sampler<data::mix::sequential> s(src, mistral(), {}, &proc, o);
+    const auto b = s.next();
+    CHECK(b.samples.size() == 5);
+    CHECK(b.sources == std::vector<std::string>{"llava", "llava", "pairs", "pairs", "mmc4"});
+    CHECK(b.pixels.shape() == shape_t{4, 3, 8, 8});  // llava good (1), pairs (2), mmc4 (1); good2 is text-only
+    const auto& log = s.bad_records_seen();
+    const std::map<std::string, std::size_t> want = {{"invalid JSON", 1},   {"missing image", 1},        {"corrupt image", 1},
+                                                     {"image count mismatch", 1}, {"bad conversation", 2}, {"missing caption", 1},
+                                                     {"truncated tar member", 1}, {"no image left", 1}};
+    CHECK(log.counts == want);
+    CHECK(log.total() == 9);
+    REQUIRE(log.first.size() == 5);
+    CHECK(log.first[0].find("llava.jsonl:2: invalid JSON") != std::string::npos);
+    CHECK(log.first[1].find("llava.jsonl:3: missing image nowhere.png") != std::string::npos);
+    CHECK(log.first[2].find("llava.jsonl:4: ") != std::string::npos);
+    CHECK(log.first[2].find("corrupt.png: corrupt or truncated image") != std::string::npos);
+
+    o.on_bad = data::bad_records::strict;
+    data::mixture_sampler<data::mix::sequential> strict(src, mistral(), {}, &proc, o);
+    CHECK(message_of([&] { strict.next(); }).find("llava.jsonl:2: invalid JSON") != std::string::npos);
+}
