@@ -14,6 +14,8 @@ const char* const train_usage_text =
     "                  [--optimizer adamw|sgd] [--beta1 B1] [--beta2 B2] [--eps E] [--momentum M]\n"
     "                  [--save-every K] [--keep-last K] [--seed S] [--threads N] [--overwrite] [--plain]\n"
     "                  [--lora r=8,alpha=16,targets=q_proj+v_proj]\n"
+    "                  VLM folders: [--image-folder DIR] [--freeze P] [--conv T] [--mixture M] [--data-registry F]\n"
+    "                  [--bad-records lenient|strict]\n"
     "       vila train --config run.json [flags]        (keys are the flag names without --)\n"
     "       vila train --resume RUN_DIR [--steps N] [--threads N]\n"
     "  Trains a text LLM (HF LLaMA-family folder) on JSONL rows {\"text\": ...}: rows are tokenized, joined\n"
@@ -24,6 +26,13 @@ const char* const train_usage_text =
     "  and on Ctrl-C), checkpoints/latest and final/ (the trained model with its tokenizer).\n"
     "  --lora trains PEFT-style LoRA adapters only (targets: module names joined by +, or all-linear; also\n"
     "  rslora); checkpoints and final/ then hold adapter_config.json + adapter_model.safetensors too.\n"
+    "  VLM folders (--init DIR with llm/, vision_tower/, mm_projector/, or a LLaVA-HF folder): --data is a file\n"
+    "  or a mixture a+b+c of files and registry names (--data-registry FILE); formats are detected: LLaVA\n"
+    "  conversation JSON/JSONL (images under --image-folder, default beside the file or in images/), MMC4\n"
+    "  JSONL, webdataset .tar shards of image-text pairs, FLAN-style {question, answer}, {text}. Options:\n"
+    "  --freeze sft (projector + LLM; default) | sft_with_vision | pretrain | align_projector | all,\n"
+    "  --conv vicuna_v1 | llama_3 | plain, --mixture natural | weighted | sequential, --bad-records\n"
+    "  lenient (skip and count; default) | strict. --seq-len caps a sample's length after splicing images.\n"
     "  With no arguments `vila train` is reserved for the built-in VILA recipe demo (not yet available).\n";
 
 /// The run's settings: flag name (without --) -> JSON value. Numbers are checked against one
@@ -47,7 +56,9 @@ struct train_settings {
         return k;
     }
     static const std::vector<std::string>& textual() {
-        static const std::vector<std::string> k = {"init", "init-config", "tokenizer", "data", "out", "schedule", "optimizer", "lora"};
+        static const std::vector<std::string> k = {"init",   "init-config", "tokenizer", "data",          "out",        "schedule", "optimizer",
+                                                   "lora",   "image-folder", "conv",     "freeze",        "mixture",    "data-registry",
+                                                   "bad-records"};
         return k;
     }
     static const number_spec* spec(const std::string& key) {
@@ -80,6 +91,19 @@ struct train_settings {
         const std::string o = text("optimizer", "adamw");
         if (o != "adamw" && o != "sgd") throw usage_error("--optimizer '" + o + "' is not adamw or sgd");
         vila::train::any_schedule{text("schedule", "cosine"), 0, 1}.factor(0);
+        auto one_of = [&](const char* key, const char* def, std::initializer_list<const char*> ok) {
+            const std::string v = text(key, def);
+            std::string list;
+            for (const char* o : ok) {
+                if (v == o) return;
+                list += std::string(list.empty() ? "" : ", ") + o;
+            }
+            throw usage_error("--" + std::string(key) + " '" + v + "' is not one of " + list);
+        };
+        one_of("freeze", "sft", {"sft", "sft_with_vision", "pretrain", "align_projector", "all"});
+        one_of("mixture", "natural", {"natural", "weighted", "sequential"});
+        one_of("bad-records", "lenient", {"lenient", "strict"});
+        one_of("conv", "vicuna_v1", {"vicuna_v1", "v1", "llama_3", "plain"});
         if (!text("lora").empty()) vila::lora::peft_config::parse(text("lora"));
     }
     std::string text(const std::string& key, const std::string& def = "") const {
@@ -129,6 +153,32 @@ nlohmann::json run_config_of(const train_settings& s) {
     return j;
 }
 
+/// The trainer options every run shares (steps, accumulation, clipping, checkpoints).
+vila::train::trainer_options trainer_options_of(const train_settings& s, const std::filesystem::path& run) {
+    vila::train::trainer_options o;
+    o.steps = (long long)s.number("steps");
+    o.grad_accum = int(s.number("grad-accum"));
+    o.max_grad_norm = s.number("max-grad-norm");
+    o.run_dir = run;
+    o.save_every = (long long)s.number("save-every");
+    o.keep_last = int(s.number("keep-last"));
+    o.run_config = run_config_of(s);
+    return o;
+}
+vila::train::any_schedule schedule_of(const train_settings& s, long long steps) {
+    vila::train::any_schedule sched;
+    sched.kind = s.text("schedule", "cosine");
+    sched.total = steps;
+    sched.warmup = s.j.contains("warmup-steps") ? (long long)s.number("warmup-steps") : vila::train::warmup_steps(steps, s.number("warmup-ratio"));
+    return sched;
+}
+vila::train::progress progress_of(const train_settings& s, long long steps) {
+    vila::train::progress bar;
+    bar.force_plain = s.j.value("plain", false);
+    bar.every = std::max(1LL, steps / 20);
+    return bar;
+}
+
 template <class Freeze, class Optimizer>
 int run_training(const train_settings& s, const std::filesystem::path& run, vila::llm::llama<float>& model,
                  const vila::tokenizer::tokenizer& tok, const std::filesystem::path& tokenizer_dir, bool resume, Optimizer opt) {
@@ -144,30 +194,15 @@ int run_training(const train_settings& s, const std::filesystem::path& run, vila
                 chunks.size(), (long long)seq_len, info.dropped_tokens);
     data::sequence_sampler sampler(std::move(chunks), batch, seed, true, fs::path(data_file).filename().string());
 
-    train::trainer_options o;
-    o.steps = (long long)s.number("steps");
-    o.grad_accum = int(s.number("grad-accum"));
-    o.max_grad_norm = s.number("max-grad-norm");
-    o.run_dir = run;
-    o.save_every = (long long)s.number("save-every");
-    o.keep_last = int(s.number("keep-last"));
+    train::trainer_options o = trainer_options_of(s, run);
     o.tokenizer_dir = tokenizer_dir;
-    o.run_config = run_config_of(s);
     train::param_groups g;
     g.lr = s.number("lr");
     g.weight_decay = s.number("weight-decay");
-    train::any_schedule sched;
-    sched.kind = s.text("schedule", "cosine");
-    sched.total = o.steps;
-    sched.warmup = s.j.contains("warmup-steps") ? (long long)s.number("warmup-steps")
-                                                 : train::warmup_steps(o.steps, s.number("warmup-ratio"));
-    const bool plain = s.j.value("plain", false);
-    train::progress bar;
-    bar.force_plain = plain;
-    bar.every = std::max(1LL, o.steps / 20);
     train::trainer<llm::llama<float>, Freeze, data::sequence_sampler, Optimizer, train::any_schedule, train::progress,
                    train::metrics_jsonl, train::nan_guard>
-        t(model, std::move(opt), sched, g, o, bar, train::metrics_jsonl(run / "metrics.jsonl"), train::nan_guard{});
+        t(model, std::move(opt), schedule_of(s, o.steps), g, o, progress_of(s, o.steps), train::metrics_jsonl(run / "metrics.jsonl"),
+          train::nan_guard{});
     if (resume) {
         if (!t.resume_if_possible(sampler)) std::printf("resume: %s has no checkpoint yet; starting from the initial weights\n", run.c_str());
         else std::printf("resume: continuing from step %lld\n", t.step());
@@ -181,6 +216,8 @@ int run_training(const train_settings& s, const std::filesystem::path& run, vila
     std::printf("trained %lld steps: final loss %.4f; model in %s\n", r.step, r.last_loss, (run / "final").c_str());
     return 0;
 }
+
+#include "train_vlm.hpp"
 
 int cmd_train(args a) {
     namespace fs = std::filesystem;
@@ -237,10 +274,20 @@ int cmd_train(args a) {
         fs::remove_all(run);
     }
     s.j.erase("overwrite");
+    // a VLM folder (VILA layout or LLaVA-HF): fine-tuning on conversation / interleaved / pair data
+    const bool is_vlm = !init.empty() && (fs::exists(fs::path(init) / "llm") || [&] {
+        const auto c = io::read_json(fs::path(init) / "config.json");
+        return c.is_object() && c.contains("vision_config") && c.contains("text_config");
+    }());
+    if (is_vlm) {
+        if (s.j.contains("tokenizer")) throw usage_error("--tokenizer: a VLM folder brings its own tokenizer");
+        return train_vlm(s, run, model::read_layout(init), resume);
+    }
+    for (const char* k : {"image-folder", "conv", "freeze", "mixture", "data-registry", "bad-records"})
+        if (s.j.contains(k)) throw usage_error(std::string("--") + k + " applies to VLM folders (--init with llm/ or a LLaVA-HF config)");
     // model and tokenizer
     fs::path tokenizer_dir = s.text("tokenizer", init);
     if (tokenizer_dir.empty()) throw usage_error("--init-config needs --tokenizer DIR (a folder with tokenizer.json)");
-    if (!init.empty() && fs::exists(fs::path(init) / "llm")) throw usage_error(init + " is a VLM folder: `vila train` trains text LLMs for now");
     const auto tok = tokenizer::load(tokenizer_dir);
     auto model = init.empty() ? llm::llama<float>(llm::llama_config::load(init_config)) : llm::llama<float>::load(init);
     if (init.empty()) model.init_weights(std::uint64_t(s.number("seed")));

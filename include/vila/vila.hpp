@@ -64,6 +64,7 @@
 #include "data/llava.hpp"
 #include "data/mixture.hpp"
 #include "data/mmc4.hpp"
+#include "data/open.hpp"
 #include "data/pairs.hpp"
 #include "data/record.hpp"
 #include "data/render.hpp"

@@ -2,7 +2,8 @@
 // fresh clone: a tokenizer trained by `vila train-tokenizer`, a tiny LLaMA from --init-config,
 // text JSONL data; progress, metrics and checkpoints; SIGKILL at several moments (mid-step and
 // during checkpoint writes) then --resume, until the run completes: the final weights equal an
-// uninterrupted run's byte for byte. Plus the one-line failures of bad flags and folders.
+// uninterrupted run's byte for byte. Plus the one-line failures of bad flags and folders. With
+// FIXTURES_DIR: fine-tuning the fixture VLM folders on the fixture datasets (tests/fixtures/data).
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -37,8 +38,12 @@ pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     pid_t pid = -1;
-    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+    const int e = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
+    if (e != 0 || pid <= 0) {  // never hand back -1: kill(-1, ...) would signal every process of the user
+        std::cerr << "FAILED: cannot start " << args[0] << " (log " << log << "): " << std::strerror(e) << "\n";
+        std::exit(1);
+    }
     return pid;
 }
 int exit_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0); }
@@ -48,11 +53,103 @@ int wait_exit(pid_t pid) {
     return exit_code(st);
 }
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+/// Losses of a run's metrics.jsonl, in order.
+std::vector<double> losses(const fs::path& metrics) {
+    std::ifstream m(metrics);
+    std::vector<double> out;
+    for (std::string line; std::getline(m, line);) {
+        const auto at = line.find("\"loss\":");
+        if (at != std::string::npos) out.push_back(std::stod(line.substr(at + 7)));
+    }
+    return out;
+}
+
+/// Fine-tuning VLM folders (VILA layout and LLaVA-HF) on LLaVA conversation data from the CLI:
+/// the loss falls, the result generates, a killed run resumes to the same weights, mixtures
+/// of formats, bad records counted (lenient) or fatal (strict).
+void check_vlm_finetune(const std::string& vila, const fs::path& work, const fs::path& fixtures) {
+    std::string out, err;
+    fs::create_directories(work);
+    const fs::path vila_dir = fixtures / "vlm" / "vila", llava_dir = fixtures / "vlm" / "llava", data = fixtures / "data";
+    const std::string common = " --data " + q(data / "llava" / "rows.json") + " --steps 24 --batch-size 2 --lr 3e-3 --warmup-steps 2" +
+                               " --save-every 4 --seed 5 --threads 2 --plain";
+    int rc = run(vila + " train --init " + q(vila_dir) + " --out " + q(work / "va") + common, work, out, err);
+    check(rc == 0 && out.find("data: rows.json: llava:") != std::string::npos, "vila train fine-tunes a VILA folder on LLaVA JSON: " + out + err);
+    const auto l = losses(work / "va" / "metrics.jsonl");
+    check(l.size() == 24, "24 metrics lines");
+    if (l.size() == 24) {
+        double tail = 0;
+        for (std::size_t i = 20; i < 24; ++i) tail += l[i] / 4;
+        check(tail < 0.5 * l[0], "the fine-tuning loss falls: " + std::to_string(l[0]) + " -> " + std::to_string(tail) + " (last 4)");
+        std::cout << "vila train (VLM): loss " << l[0] << " -> " << tail << " (mean of the last 4 steps)\n";
+    }
+    const fs::path fin = work / "va" / "final";
+    check(fs::exists(fin / "llm" / "tokenizer.json") && fs::exists(fin / "vision_tower" / "preprocessor_config.json") &&
+              fs::exists(fin / "mm_projector" / "model.safetensors"),
+          "final/ is a VILA folder with its tokenizer and image processor");
+    rc = run(vila + " generate --model " + q(fin) + " --image " + q(data / "llava" / "images" / "red.png") +
+                 " --prompt 'What colour is the square?' --conv vicuna_v1 --max-new-tokens 6",
+             work, out, err);
+    check(rc == 0, "the fine-tuned VLM generates: " + err);
+
+    // SIGKILL once a few steps are done, resume: the same final weights
+    {
+        const pid_t pid = spawn({vila, "train", "--init", vila_dir.string(), "--out", (work / "vb").string(), "--data",
+                                 (data / "llava" / "rows.json").string(), "--steps", "24", "--batch-size", "2", "--lr", "3e-3",
+                                 "--warmup-steps", "2", "--save-every", "4", "--seed", "5", "--threads", "2", "--plain"},
+                                work / "vb.log");
+        auto lines = [&] { return losses(work / "vb" / "metrics.jsonl").size(); };
+        for (int i = 0; i < 50000 && lines() < 10; ++i) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        ::kill(pid, SIGKILL);
+        wait_exit(pid);
+        const int st = wait_exit(spawn({vila, "train", "--resume", (work / "vb").string(), "--threads", "2"}, work / "vb.log"));
+        check(st == 0, "the VLM run resumes: " + slurp(work / "vb.log"));
+        for (const char* f : {"llm/model.safetensors", "mm_projector/model.safetensors", "vision_tower/model.safetensors"})
+            check(slurp(work / "vb" / "final" / f) == slurp(fin / f), std::string("killed-and-resumed VLM run: ") + f + " equals the uninterrupted run's");
+    }
+
+    // a LLaVA-HF folder on a mixture of conversation and text-only instruction data
+    rc = run(vila + " train --init " + q(llava_dir) + " --out " + q(work / "vc") + " --data " + q(data / "llava" / "rows.jsonl") + "+" +
+                 q(data / "text" / "flan.jsonl") + " --mixture weighted --steps 6 --batch-size 3 --lr 1e-3 --seed 2 --threads 2 --plain",
+             work, out, err);
+    check(rc == 0, "a LLaVA-HF folder fine-tunes on a two-source mixture: " + out + err);
+    const std::string metrics = slurp(work / "vc" / "metrics.jsonl");
+    check(metrics.find("\"rows.jsonl\"") != std::string::npos && metrics.find("\"flan.jsonl\"") != std::string::npos,
+          "metrics count samples per source: " + metrics.substr(0, 300));
+    rc = run(vila + " generate --model " + q(work / "vc" / "final") + " --image " + q(data / "llava" / "images" / "blue.png") +
+                 " --prompt 'Colour?' --max-new-tokens 4",
+             work, out, err);
+    check(rc == 0, "the fine-tuned LLaVA-HF model (saved in the VILA layout) generates: " + err);
+
+    // bad records: counted and reported (lenient), or the first one stops the run (strict)
+    const std::string bad = " --init " + q(vila_dir) + " --data " + q(data / "bad" / "llava.jsonl") + " --image-folder " +
+                            q(data / "bad" / "images") + " --steps 2 --batch-size 2 --threads 2 --plain";
+    rc = run(vila + " train --out " + q(work / "vd") + bad, work, out, err);
+    check(rc == 0 && out.find("data: 6 bad records skipped: bad conversation 2; corrupt image 1; image count mismatch 1; invalid JSON 1; "
+                              "missing image 1;") != std::string::npos &&
+              out.find("llava.jsonl:3: missing image nowhere.png") != std::string::npos,
+          "lenient: bad records skipped, counted by reason, located: " + out + err);
+    rc = run(vila + " train --out " + q(work / "ve") + bad + " --bad-records strict", work, out, err);
+    check(rc != 0 && err.find("bad/llava.jsonl:") != std::string::npos && !fs::exists(work / "ve" / "final"),
+          "strict: the first bad record stops the run, naming it: " + err);
+
+    auto fails = [&](const std::string& cmd, const std::string& needle) {
+        const int r = run(cmd, work, out, err);
+        check(r != 0 && err.find(needle) != std::string::npos, "'" + cmd + "' fails with '" + needle + "': rc=" + std::to_string(r) + " " + err);
+    };
+    fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --freeze llm", "--freeze 'llm' is not one of");
+    fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --lora r=4", "--lora on a VLM folder");
+    fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + " --data nowhere.json --steps 2", "data 'nowhere.json' is neither");
+    fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + " --data " + q(data / "llava" / "rows.json") + " --seq-len 100000",
+          "exceeds the model's max_position_embeddings");
+    check(!fs::exists(work / "vf"), "refused VLM runs leave no folder behind");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: check_train VILA WORK_DIR\n";
+    if (argc != 3 && argc != 4) {
+        std::cerr << "usage: check_train VILA WORK_DIR [FIXTURES_DIR]\n";
         return 2;
     }
     const std::string vila = fs::absolute(argv[1]).string();
@@ -302,6 +399,8 @@ int main(int argc, char** argv) {
     fails(vila + " train --out " + q(work / "lc") + " --init " + q(work / "a" / "final") + " --data " + q(work / "other.jsonl") +
               " --seq-len 32 --lora r=4,targets=nope",
           "no linear layer");
+
+    if (argc == 4) check_vlm_finetune(vila, work / "vlm", fs::absolute(argv[3]));
 
     std::cout << (failures ? "FAILED" : "OK") << ": vila train\n";
     if (!failures) fs::remove_all(work);

@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,8 +95,9 @@ inline std::string bad_record_reason(const std::string& message) {
     return "malformed record";
 }
 
+/// Bad records met so far, each counted once (later passes skip it without re-reading).
 struct bad_record_log {
-    std::map<std::string, std::size_t> counts;  // reason -> records skipped
+    std::map<std::string, std::size_t> counts;  // reason -> distinct records skipped
     std::vector<std::string> first;             // the first few messages, with locations
     std::size_t total() const {
         std::size_t n = 0;
@@ -133,6 +136,7 @@ public:
         taken_.assign(sources_.size(), 0);
         perm_.resize(sources_.size());
         perm_pass_.assign(sources_.size(), -1);
+        known_bad_.resize(sources_.size());
     }
 
     /// The draw d's (source, record index): advances the counters.
@@ -154,6 +158,10 @@ public:
         while (index_t(b.samples.size()) < opt_.batch_size) {
             while (draws_ % std::uint64_t(opt_.world) != std::uint64_t(opt_.rank)) advance();  // other ranks' draws
             const auto [k, i] = advance();
+            if (known_bad_[k].count(i)) {  // seen bad in an earlier pass: skipped without re-reading
+                if (++misses > total_) throw format_error("vila::data::mixture_sampler: every record is bad (" + std::to_string(bad_.total()) + "; first: " + bad_.first.front() + ")");
+                continue;
+            }
             try {
                 const record r = sources_[k].src->get(i);
                 rendered out = render(r, *tok_, render_);
@@ -183,9 +191,10 @@ public:
             } catch (const error& e) {
                 if (opt_.on_bad == bad_records::strict) throw;
                 const std::string msg = e.what();
+                known_bad_[k].insert(i);
                 ++bad_.counts[bad_record_reason(msg)];
                 if (bad_.first.size() < opt_.report_first) bad_.first.push_back(msg);
-                if (++misses > total_) throw format_error("vila::data::mixture_sampler: every record is bad (" + std::to_string(bad_.total()) + " skipped; first: " + bad_.first.front() + ")");
+                if (++misses > total_) throw format_error("vila::data::mixture_sampler: every record is bad (" + std::to_string(bad_.total()) + "; first: " + bad_.first.front() + ")");
             }
         }
         if (!pixels.empty()) {
@@ -304,8 +313,52 @@ private:
     std::vector<std::vector<std::size_t>> perm_;
     std::vector<long long> perm_pass_;
     bad_record_log bad_;
+    std::vector<std::set<std::size_t>> known_bad_;  // per source: records counted bad once
     std::map<std::string, std::size_t> served_;
     std::size_t truncated_ = 0, dropped_images_ = 0;
+};
+
+/// A mixture whose policy is named at run time ("natural", "weighted", "sequential"): one
+/// Sampler type for programs that read the policy from a flag.
+class any_mixture_sampler {
+public:
+    any_mixture_sampler(const std::string& policy, std::vector<mixture_entry> sources, const tokenizer::tokenizer& tok, render_options render,
+                        const vision::image_processor* processor, mixture_options o)
+        : s_(make(policy, std::move(sources), tok, std::move(render), processor, o)) {}
+
+    batch next() {
+        return std::visit([](auto& s) { return s.next(); }, s_);
+    }
+    nlohmann::json state() const {
+        return std::visit([](const auto& s) { return s.state(); }, s_);
+    }
+    void restore(const nlohmann::json& j) {
+        std::visit([&](auto& s) { s.restore(j); }, s_);
+    }
+    const bad_record_log& bad_records_seen() const {
+        return std::visit([](const auto& s) -> const bad_record_log& { return s.bad_records_seen(); }, s_);
+    }
+    const std::map<std::string, std::size_t>& served() const {
+        return std::visit([](const auto& s) -> const std::map<std::string, std::size_t>& { return s.served(); }, s_);
+    }
+    std::size_t truncated() const {
+        return std::visit([](const auto& s) { return s.truncated(); }, s_);
+    }
+    std::size_t epoch_size() const {
+        return std::visit([](const auto& s) { return s.epoch_size(); }, s_);
+    }
+
+private:
+    using any = std::variant<mixture_sampler<mix::natural>, mixture_sampler<mix::weighted>, mixture_sampler<mix::sequential>>;
+    static any make(const std::string& policy, std::vector<mixture_entry> sources, const tokenizer::tokenizer& tok, render_options render,
+                    const vision::image_processor* processor, mixture_options o) {
+        if (policy == "natural") return any(std::in_place_type<mixture_sampler<mix::natural>>, std::move(sources), tok, std::move(render), processor, o);
+        if (policy == "weighted") return any(std::in_place_type<mixture_sampler<mix::weighted>>, std::move(sources), tok, std::move(render), processor, o);
+        if (policy == "sequential")
+            return any(std::in_place_type<mixture_sampler<mix::sequential>>, std::move(sources), tok, std::move(render), processor, o);
+        throw config_error("unknown mixture policy '" + policy + "' (natural, weighted, sequential)");
+    }
+    any s_;
 };
 
 }  // namespace vila::data

@@ -5,7 +5,8 @@
 //   text: the tokenizer's special prefix (BOS), then each segment followed by EOS; loss on all
 //     text (VILA's MMC4 and COYO samples).
 // Labels are -100 at image tokens. A record without images is tokenized as plain text (a
-// literal "<image>" stays text). With max_length, the sequence after splicing (an image counts
+// literal "<image>" stays text, unless "<image>" is the model's image token in the vocabulary,
+// as in LLaVA-HF: then the record is refused, as its image count does not match). With max_length, the sequence after splicing (an image counts
 // tokens_per_image) is cut at the end, never inside an image's tokens: images past the cut are
 // dropped (counted); a sample left with nothing to train on is an error.
 #pragma once
@@ -62,7 +63,7 @@ inline rendered render(const record& r, const tokenizer::tokenizer& tok, const r
     }
     std::size_t image_tokens = 0;
     for (std::size_t t = 0; t < s.ids.size(); ++t)
-        if (with_images && s.ids[t] == o.image_token) {
+        if (s.ids[t] == o.image_token) {  // also a vocabulary "<image>" (LLaVA-HF) in a text without images
             ++image_tokens;
             s.labels[t] = nn::ignore_index;
         }
@@ -74,7 +75,7 @@ inline rendered render(const record& r, const tokenizer::tokenizer& tok, const r
         index_t length = 0;
         std::size_t cut = s.ids.size(), images = 0;
         for (std::size_t t = 0; t < s.ids.size(); ++t) {
-            const bool image = with_images && s.ids[t] == o.image_token;
+            const bool image = s.ids[t] == o.image_token;
             const index_t cost = image ? o.tokens_per_image : 1;
             if (length + cost > o.max_length) {
                 cut = t;

@@ -50,6 +50,7 @@ struct trainer_options {
     bool save_final = true;             // write RUN_DIR/final/ at the end
     bool handle_signals = true;         // SIGINT/SIGTERM: checkpoint, then stop
     std::filesystem::path tokenizer_dir;  // its tokenizer files are copied next to each saved model
+    std::filesystem::path preprocessor_file;  // a VLM's preprocessor_config.json, copied into vision_tower/
     nlohmann::json run_config = nlohmann::json::object();  // recorded in trainer_state.json
 };
 
@@ -306,6 +307,12 @@ private:
             if (lora::count(model_) > 0) lora::save_peft(model_, dir, lora::config_of(model_));
         const bool vlm_layout = std::filesystem::is_directory(dir / "llm");
         copy_tokenizer_files(o_.tokenizer_dir, vlm_layout ? dir / "llm" : dir);
+        if (vlm_layout && !o_.preprocessor_file.empty() && std::filesystem::exists(o_.preprocessor_file)) {
+            std::error_code ec;
+            std::filesystem::copy_file(o_.preprocessor_file, dir / "vision_tower" / "preprocessor_config.json",
+                                       std::filesystem::copy_options::overwrite_existing, ec);
+            if (ec) throw io_error("cannot copy " + o_.preprocessor_file.string() + ": " + ec.message());
+        }
     }
     template <class F>
     void each(F&& f) {
