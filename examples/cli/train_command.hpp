@@ -15,7 +15,7 @@ const char* const train_usage_text =
     "                  [--save-every K] [--keep-last K] [--seed S] [--threads N] [--overwrite] [--plain]\n"
     "                  [--lora r=8,alpha=16,targets=q_proj+v_proj]\n"
     "                  VLM folders: [--image-folder DIR] [--freeze P] [--conv T] [--mixture M] [--data-registry F]\n"
-    "                  [--bad-records lenient|strict]\n"
+    "                  [--bad-records lenient|strict] [--workers N]\n"
     "       vila train --config run.json [flags]        (keys are the flag names without --)\n"
     "       vila train --resume RUN_DIR [--steps N] [--threads N]\n"
     "  Trains a text LLM (HF LLaMA-family folder) on JSONL rows {\"text\": ...}: rows are tokenized, joined\n"
@@ -33,6 +33,7 @@ const char* const train_usage_text =
     "  --freeze sft (projector + LLM; default) | sft_with_vision | pretrain | align_projector | all,\n"
     "  --conv vicuna_v1 | llama_3 | plain, --mixture natural | weighted | sequential, --bad-records\n"
     "  lenient (skip and count; default) | strict. --seq-len caps a sample's length after splicing images.\n"
+    "  --workers N loader threads read, tokenize and decode images ahead of the trainer (default 1).\n"
     "  With no arguments `vila train` is reserved for the built-in VILA recipe demo (not yet available).\n";
 
 /// The run's settings: flag name (without --) -> JSON value. Numbers are checked against one
@@ -52,7 +53,7 @@ struct train_settings {
             {"warmup-ratio", 0, 0, 1, false},    {"weight-decay", 0, 0, 1e6, false},    {"max-grad-norm", 1.0, 0, 1e12, false},
             {"beta1", 0.9, 0, 1, false},         {"beta2", 0.999, 0, 1, false},         {"eps", 1e-8, 0, 1, false},
             {"momentum", 0.9, 0, 1, false},      {"save-every", 0, 0, 1e12, true},      {"keep-last", 3, 0, 1 << 20, true},
-            {"seed", 0, 0, 9007199254740992.0, true}, {"threads", 0, 1, 1024, true}};
+            {"seed", 0, 0, 9007199254740992.0, true}, {"threads", 0, 1, 1024, true}, {"workers", 1, 0, 64, true}};
         return k;
     }
     static const std::vector<std::string>& textual() {
@@ -283,7 +284,7 @@ int cmd_train(args a) {
         if (s.j.contains("tokenizer")) throw usage_error("--tokenizer: a VLM folder brings its own tokenizer");
         return train_vlm(s, run, model::read_layout(init), resume);
     }
-    for (const char* k : {"image-folder", "conv", "freeze", "mixture", "data-registry", "bad-records"})
+    for (const char* k : {"image-folder", "conv", "freeze", "mixture", "data-registry", "bad-records", "workers"})
         if (s.j.contains(k)) throw usage_error(std::string("--") + k + " applies to VLM folders (--init with llm/ or a LLaVA-HF config)");
     // model and tokenizer
     fs::path tokenizer_dir = s.text("tokenizer", init);

@@ -51,6 +51,8 @@ int run_vlm_training(const train_settings& s, const std::filesystem::path& run, 
     mo.batch_size = index_t(s.number("batch-size"));
     mo.seed = std::uint64_t(s.number("seed"));
     mo.on_bad = s.text("bad-records", "lenient") == "strict" ? data::bad_records::strict : data::bad_records::lenient;
+    mo.workers = int(s.number("workers"));
+    mo.prefetch = 2 * mo.batch_size * index_t(s.number("grad-accum"));
     data::any_mixture_sampler sampler(s.text("mixture", "natural"), std::move(sources), tok, r, &processor, mo);
     // everything is checked: now the run folder (config.json first, so a killed run can resume)
     fs::create_directories(run);
@@ -86,6 +88,7 @@ int run_vlm_training(const train_settings& s, const std::filesystem::path& run, 
         std::printf("\n");
         for (const auto& m : bad.first) std::printf("  %s\n", m.c_str());
     }
+    std::printf("data: waited %.2f s for the loader (%d worker%s)\n", sampler.wait_seconds(), mo.workers, mo.workers == 1 ? "" : "s");
     if (sampler.truncated() > 0) std::printf("data: %zu samples cut at %lld tokens\n", sampler.truncated(), (long long)max_length);
     if (!res.stopped.empty()) {
         std::fprintf(stderr, "vila: training stopped at step %lld: %s%s%s\n", res.step, res.stopped.c_str(),

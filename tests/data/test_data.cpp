@@ -355,3 +355,43 @@ TEST_CASE("bad records: lenient skips and counts each by reason with its locatio
     data::mixture_sampler<data::mix::sequential> strict(src, mistral(), {}, &proc, o);
     CHECK(message_of([&] { strict.next(); }).find("llava.jsonl:2: invalid JSON") != std::string::npos);
 }
+
+TEST_CASE("the background loader yields exactly what loading in the caller's thread does, and resumes the same") {
+    const fs::path bad = data_dir() / "bad";
+    data::pairs_options one;
+    one.pack = 1;
+    const auto proc = tiny_processor();
+    auto sources = [&] {
+        return std::vector<data::mixture_entry>{
+            {"llava", std::make_shared<data::llava_source>(bad / "llava.jsonl", data::llava_options{bad / "images"})},
+            {"pairs", std::make_shared<data::webdataset_pairs_source>(std::vector<fs::path>{bad / "truncated.tar"}, one)},
+            {"docs", std::make_shared<data::mmc4_source>(data_dir() / "mmc4" / "docs.jsonl",
+                                                         data::mmc4_options{data_dir() / "mmc4" / "images", {}, 0.0, 6, false})}};
+    };
+    data::mixture_options o;
+    o.batch_size = 3;
+    o.seed = 9;
+    auto same = [](const data::batch& a, const data::batch& b) {
+        bool ok = a.samples.size() == b.samples.size() && a.sources == b.sources && a.pixels.shape() == b.pixels.shape();
+        for (std::size_t i = 0; ok && i < a.samples.size(); ++i) ok = a.samples[i].ids == b.samples[i].ids && a.samples[i].labels == b.samples[i].labels;
+        return ok && (a.images() == 0 || a.pixels.to_host() == b.pixels.to_host());
+    };
+    data::mixture_sampler<data::mix::natural> sync(sources(), mistral(), {}, &proc, o);
+    o.workers = 2;
+    o.prefetch = 5;
+    data::mixture_sampler<data::mix::natural> async(sources(), mistral(), {}, &proc, o), part(sources(), mistral(), {}, &proc, o);
+    std::vector<data::batch> want;
+    for (int b = 0; b < 8; ++b) {
+        want.push_back(sync.next());
+        CHECK(same(want.back(), async.next()));
+    }
+    CHECK(sync.bad_records_seen().counts == async.bad_records_seen().counts);
+    CHECK(sync.state() == async.state());
+    for (int b = 0; b < 3; ++b) part.next();
+    const auto saved = part.state();  // while loads from later draws are in flight
+    data::mixture_sampler<data::mix::natural> resumed(sources(), mistral(), {}, &proc, o);
+    resumed.restore(saved);
+    for (int b = 3; b < 8; ++b) CHECK(same(want[std::size_t(b)], resumed.next()));
+    part.restore(saved);  // restoring a sampler with loads pending drops them
+    CHECK(same(want[3], part.next()));
+}

@@ -39,6 +39,7 @@ struct step_info {
     double grad_norm = 0; // before clipping
     index_t tokens = 0, labels = 0;
     double seconds = 0;   // this step's wall time
+    double data_seconds = 0;  // of which waiting for the sampler's batches
     double elapsed = 0;   // since fit() began in this process
     long long steps_this_run = 0;  // steps done since fit() began (for rates after a resume)
     std::map<std::string, long long> sources;  // samples per data source this step
@@ -134,6 +135,7 @@ struct metrics_jsonl {
         if (!std::isfinite(s.loss)) j["loss"] = nullptr;
         if (!std::isfinite(s.grad_norm)) j["grad_norm"] = nullptr;
         j["sources"] = s.sources;
+        j["data_seconds"] = s.data_seconds;
         out_ << j.dump() << "\n";
         out_.flush();
         if (!out_) throw io_error("cannot write " + file.string());

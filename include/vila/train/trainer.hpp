@@ -201,6 +201,7 @@ public:
                 labels += data::label_count(micro.back(), image_token);
                 for (const auto& src : micro.back().sources) ++info.sources[src];
             }
+            info.data_seconds = std::chrono::duration<double>(clock::now() - t0).count();
             if (labels == 0) throw error("vila::train: step " + std::to_string(step_ + 1) + ": no sample of the batch has a label to learn");
             model_.zero_grad();
             double loss_sum = 0;
