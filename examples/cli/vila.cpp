@@ -2,6 +2,7 @@
 //
 //   vila tokenize --tokenizer PATH [--input FILE] [--name NAME] [--decode]
 //   vila train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR
+//   vila make-world DIR [--seed S] [--image-size N]
 //   vila inspect --model DIR
 //   vila logits --model DIR (--ids 1,2,3 | --prompt TEXT) [--image F]... [--conv NAME] --out F.safetensors
 //   vila generate --model DIR (--prompt TEXT | --ids 1,2,3) [--image F]... [--conv NAME] [--max-new-tokens N
@@ -15,6 +16,7 @@
 // Every subcommand reads and writes JSON Lines, exits non-zero with one clear line on bad input,
 // and never leaves a half-written output line.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cmath>
 #include <cstring>
@@ -55,6 +57,9 @@ const char* const usage_text =
     "  train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR [--min-frequency N]\n"
     "                  [--special TOKEN]...\n"
     "      trains a byte-level BPE on the lines of the files; writes DIR/tokenizer.json\n"
+    "  make-world DIR [--seed S] [--image-size N]\n"
+    "      writes the synthetic world (docs/data.md): pictures of shapes as COYO-like pairs in tar shards,\n"
+    "      MMC4-like documents, LLaVA instructions, a text knowledge domain, FLAN rows, held-out eval sets\n"
     "  inspect --model DIR\n"
     "      config, parameter count, tensors; a VLM: its vision tower, projector and LLM\n"
     "  logits --model DIR (--ids 1,2,3 | --prompt TEXT) [--image F]... [--conv NAME] --out F.safetensors\n"
@@ -208,6 +213,32 @@ int cmd_train_tokenizer(args a) {
     std::fprintf(stderr, "%zu distinct words\n", trainer.distinct_words());
     trainer.train_and_save(out);
     std::fprintf(stderr, "wrote %s/tokenizer.json\n", out.c_str());
+    return 0;
+}
+
+bool parse_number(const std::string& v, double& x);
+
+int cmd_make_world(args a) {
+    const std::string seed = a.take("--seed"), size = a.take("--image-size");
+    vila::data::synthetic::world_options o;
+    double x = 0;
+    if (!seed.empty()) {
+        if (!parse_number(seed, x) || x < 0 || x != std::floor(x) || x > 9007199254740992.0) throw usage_error("--seed expects a non-negative integer, got '" + seed + "'");
+        o.seed = std::uint64_t(x);
+    }
+    if (!size.empty()) {
+        if (!parse_number(size, x) || x < 16 || x > 1024 || x != std::floor(x)) throw usage_error("--image-size expects an integer from 16 to 1024, got '" + size + "'");
+        o.image_size = int(x);
+    }
+    if (a.v.size() != 1) throw usage_error("make-world needs one folder: vila make-world DIR [--seed S] [--image-size N]");
+    const std::string dir = a.v.front();
+    a.v.clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto s = vila::data::synthetic::write_world(dir, o);
+    std::printf("wrote the synthetic world (seed %llu) into %s: %zu files, %zu images, %.1f MB in %.1f s\n", (unsigned long long)o.seed,
+                dir.c_str(), s.files, s.images, double(s.bytes) / 1e6,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::printf("train on it with: vila train --init VLM_DIR --data-registry %s/registry.json --data llava+flan --out RUN\n", dir.c_str());
     return 0;
 }
 
@@ -474,6 +505,7 @@ int main(int argc, char** argv) {
         }
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
         if (cmd == "train-tokenizer") return cmd_train_tokenizer(std::move(a));
+        if (cmd == "make-world") return cmd_make_world(std::move(a));
         if (cmd == "inspect") return cmd_inspect(std::move(a));
         if (cmd == "logits") return cmd_logits(std::move(a));
         if (cmd == "generate") return cmd_generate(std::move(a));

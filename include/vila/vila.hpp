@@ -70,6 +70,7 @@
 #include "data/render.hpp"
 #include "data/sample.hpp"
 #include "data/sampler.hpp"
+#include "data/synthetic.hpp"
 #include "data/shards.hpp"
 #include "data/source.hpp"
 #include "data/text.hpp"
