@@ -4,6 +4,8 @@
 //   vila train --init VLM_DIR --data my.json [--image-folder DIR] --out RUN_DIR
 //              [--freeze sft|sft_with_vision|pretrain|align_projector|all] [--conv vicuna_v1]
 //              [--mixture natural|weighted|sequential] [--data-registry FILE] [--bad-records lenient|strict]
+//              [--lora r=8,alpha=16,targets=q_proj+v_proj]   (adapters on the LLM; the projector
+//              still trains when --freeze says so, as LLaVA's LoRA recipe does)
 // --data is one file or a mixture "a+b+c" of registry names or paths (data/open.hpp detects
 // each path's format). Samples are rendered with the chat template (--conv) and cut at
 // --seq-len spliced tokens (default: the LLM's max_position_embeddings), never inside an image.
@@ -12,8 +14,10 @@
 /// (one trainer type serves every preset).
 struct cli_freeze {
     static inline std::string preset = "sft";
+    static inline bool lora = false;  // LoRA adapters on the LLM: the LLM's base weights stay frozen
     static bool trains(const vila::train::parameter_part& p, std::string_view name) {
         namespace f = vila::train::freeze;
+        if (lora && (p.adapter || p.module == vila::train::part::llm)) return p.adapter;
         if (preset == "sft") return f::sft::trains(p, name);
         if (preset == "sft_with_vision" || preset == "all") return f::sft_with_vision::trains(p, name);
         if (preset == "pretrain") return f::pretrain::trains(p, name);
@@ -34,6 +38,13 @@ int run_vlm_training(const train_settings& s, const std::filesystem::path& run, 
         throw usage_error("--seq-len " + std::to_string(max_length) + " exceeds the model's max_position_embeddings " +
                           std::to_string(model.llm.config.max_position_embeddings));
     cli_freeze::preset = s.text("freeze", "sft");
+    const std::string lora_spec = s.text("lora");
+    cli_freeze::lora = !lora_spec.empty();
+    if (!lora_spec.empty()) {
+        const auto cfg = lora::peft_config::parse(lora_spec);
+        const index_t n = lora::attach(model, cfg, std::uint64_t(s.number("seed")));
+        std::printf("lora: r=%lld alpha=%g on %lld linear layers of the LLM; its base weights frozen\n", (long long)cfg.r, cfg.alpha, (long long)n);
+    }
 
     std::vector<data::mixture_entry> sources;
     for (auto spec : data::parse_mixture(s.text("data"), s.text("data-registry"))) {
@@ -102,7 +113,6 @@ int run_vlm_training(const train_settings& s, const std::filesystem::path& run, 
 /// Dispatches on the folder's vision tower and projector (one trainer type per pair).
 int train_vlm(const train_settings& s, const std::filesystem::path& run, const vila::model::layout& L, bool resume) {
     using namespace vila;
-    if (!s.text("lora").empty()) throw usage_error("--lora on a VLM folder is not supported yet (text LLM folders only)");
     if (s.text("optimizer", "adamw") != "adamw") throw usage_error("VLM training uses --optimizer adamw");
     auto with = [&](auto vision_tag) {
         using V = decltype(vision_tag);

@@ -352,6 +352,7 @@ int cmd_logits(args a) {
     if (dir.empty() || out.empty()) throw usage_error("logits needs --model DIR and --out FILE");
     if (is_vlm(dir)) {
         auto m = vila::assistant::load(dir);
+        if (m.adapter_layers()) std::fprintf(stderr, "adapter: %s (%lld LoRA layers)\n", dir.c_str(), (long long)m.adapter_layers());
         const auto p = vlm_prompt_of(a, m);
         a.done();
         const auto logits = m.logits(p.ids, p.pixels);
@@ -403,6 +404,7 @@ int cmd_generate(args a) {
     };
     if (is_vlm(dir)) {
         auto m = vila::assistant::load(dir);
+        if (m.adapter_layers()) std::fprintf(stderr, "adapter: %s (%lld LoRA layers)\n", dir.c_str(), (long long)m.adapter_layers());
         const auto p = vlm_prompt_of(a, m);
         a.done();
         if (m.has_tokenizer()) text.emplace(m.tokenizer());

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../tokenizer/chat_template.hpp"
+#include "lora.hpp"
 #include "../tokenizer/stream_decoder.hpp"
 #include "../tokenizer/tokenizer.hpp"
 #include "../vision/image.hpp"
@@ -66,11 +67,15 @@ public:
         const bool clip = L.vision.model_type == "clip_vision_model";
         a.model_ = std::make_unique<any_model>(clip ? load_for<vision::clip>(L) : load_for<vision::siglip>(L));
         if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
+        if (std::filesystem::exists(dir / "adapter_config.json"))  // a LoRA fine-tune (vila train --lora): its adapter on the LLM
+            a.adapter_layers_ = std::visit([&](auto& m) { lora::load_peft(m, dir); return lora::count(m); }, *a.model_);
         a.processor_ = model::load_image_processor(L);
         return a;
     }
 
     const model::layout& layout() const noexcept { return layout_; }
+    /// LoRA layers of the folder's own adapter (adapter_config.json beside config.json), or 0.
+    index_t adapter_layers() const noexcept { return adapter_layers_; }
     bool has_tokenizer() const noexcept { return tok_.has_value(); }
     const vila::tokenizer::tokenizer& tokenizer() const {
         if (!tok_) throw io_error(layout_.tokenizer_dir().string() + ": no tokenizer.json; give token ids instead of text");
@@ -209,6 +214,7 @@ private:
     std::unique_ptr<any_model> model_;
     std::optional<vila::tokenizer::tokenizer> tok_;
     vision::image_processor processor_;
+    index_t adapter_layers_ = 0;
 };
 
 }  // namespace vila

@@ -15,7 +15,8 @@
 // rank_pattern, alpha_pattern, use_rslora, fan_in_fan_out (false for nn.Linear, as PEFT resets
 // it), bias (none, all, lora_only), lora_dropout (in training: set_training, as the trainer does). Any other field with a non-default value (use_dora,
 // modules_to_save, layers_to_transform, ...) is refused, naming the field.
-// A model takes adapters when it has for_each_linear(f(nn::linear&)) (llm::llama).
+// A model takes adapters when it has for_each_linear(f(nn::linear&)) (llm::llama; vila::vlm,
+// whose adapters go on its LLM, named "llm.model.layers..." as PEFT names VILA's).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -207,14 +208,29 @@ struct peft_config {
 
 inline const char* peft_prefix = "base_model.model.";
 
+namespace detail {
+template <class M, class = void>
+struct has_module_prefix : std::false_type {};
+template <class M>
+struct has_module_prefix<M, std::void_t<decltype(M::peft_module_prefix())>> : std::true_type {};
+}  // namespace detail
+/// Where a model's linear layers sit inside what PEFT wraps: "" for a text LLM, "llm." for a
+/// VILA-layout VLM (PEFT wraps the whole LlavaLlamaModel, whose LLM is its `llm` member).
+template <class Model>
+std::string module_prefix(const Model&) {
+    if constexpr (detail::has_module_prefix<Model>::value) return Model::peft_module_prefix();
+    else return "";
+}
+
 /// Adds adapters to every linear layer `cfg` targets (PEFT's initialisation from `seed`);
 /// returns how many. Throws when nothing matches (a typo in targets must not train nothing).
 template <class Model>
 index_t attach(Model& model, const peft_config& cfg, std::uint64_t seed = 0) {
     rng gen(seed, 0x10A);
     index_t n = 0;
+    const std::string prefix = module_prefix(model);
     model.for_each_linear([&](auto& layer, bool is_head) {
-        const std::string name = layer.module_name();
+        const std::string name = prefix + layer.module_name();
         if (!cfg.targets(name, is_head)) return;
         layer.attach_lora(cfg.options_for(name), gen);
         ++n;
@@ -262,8 +278,9 @@ void save_peft(Model& model, const std::filesystem::path& dir, const peft_config
         const auto h = t.to_host();
         out[key] = {t.shape(), std::vector<float>(h.begin(), h.end())};
     };
+    const std::string prefix = module_prefix(model);
     model.for_each_linear([&](auto& layer, bool) {
-        const std::string key = peft_prefix + layer.module_name();
+        const std::string key = peft_prefix + prefix + layer.module_name();
         if (layer.lora) {
             if (layer.lora->merged) throw error("vila::lora: " + layer.module_name() + " is merged; unmerge before saving the adapter");
             put(key + ".lora_A.weight", layer.lora->A.value);
@@ -297,8 +314,9 @@ peft_config load_peft(Model& model, const std::filesystem::path& dir) {
     };
     rng unused(0);
     index_t n = 0;
+    const std::string prefix = module_prefix(model);
     model.for_each_linear([&](auto& layer, bool is_head) {
-        const std::string name = layer.module_name(), key = peft_prefix + name;
+        const std::string name = prefix + layer.module_name(), key = peft_prefix + name;
         const bool has_a = f.contains(key + ".lora_A.weight");
         if (!cfg.targets(name, is_head) && !has_a) return;
         auto o = cfg.options_for(name);
@@ -325,6 +343,7 @@ peft_config config_of(Model& model) {
     std::vector<std::pair<std::string, nn::lora_options>> all;
     bool rslora = false;
     double dropout = 0;
+    const std::string prefix = module_prefix(model);
     model.for_each_linear([&](auto& layer, bool) {
         if (!layer.lora) return;
         const auto& o = layer.lora->options;
@@ -332,7 +351,7 @@ peft_config config_of(Model& model) {
         ++alphas[o.alpha];
         rslora = o.rslora;
         dropout = o.dropout;
-        const std::string name = layer.module_name();
+        const std::string name = prefix + layer.module_name();
         targets.insert(name.substr(name.rfind('.') + 1));
         all.emplace_back(name, o);
     });

@@ -65,6 +65,13 @@ public:
         projector.for_each_parameter([&](const std::string& n, param<T, B>& p) { f("mm_projector." + n, p); });
         llm.for_each_parameter([&](const std::string& n, param<T, B>& p) { f("llm." + n, p); });
     }
+    /// The linear layers LoRA may target: the LLM's (VILA and LLaVA leave the vision tower and
+    /// the projector out of LoRA; the projector trains in full when the freezing policy says so).
+    template <class Fn>
+    void for_each_linear(Fn&& f) {
+        llm.for_each_linear(f);
+    }
+    static std::string peft_module_prefix() { return "llm."; }
     /// Freezes (or unfreezes) every parameter whose name starts with `prefix` ("vision_tower.",
     /// "mm_projector.", "llm.", or any finer prefix). Returns how many parameters it touched.
     index_t set_trainable(const std::string& prefix, bool on) {
