@@ -3,6 +3,7 @@
 //   vila tokenize --tokenizer PATH [--input FILE] [--name NAME] [--decode]
 //   vila train-tokenizer --input FILE [--input FILE]... --vocab-size N --out DIR
 //   vila make-world DIR [--seed S] [--image-size N]
+//   vila eval --model DIR --task vqa|mc|icl|ppl --data FILE ...   (eval_command.hpp)
 //   vila inspect --model DIR
 //   vila logits --model DIR (--ids 1,2,3 | --prompt TEXT) [--image F]... [--conv NAME] --out F.safetensors
 //   vila generate --model DIR (--prompt TEXT | --ids 1,2,3) [--image F]... [--conv NAME] [--max-new-tokens N
@@ -74,6 +75,8 @@ const char* const usage_text =
     "  train (--init MODEL_DIR | --init-config CONFIG.json --tokenizer DIR) --data FILE.jsonl --out RUN_DIR ...\n"
     "  train --resume RUN_DIR\n"
     "      trains a text LLM with checkpoints and exact resume (vila train --help)\n"
+    "  eval --model DIR --task vqa|mc|icl|ppl --data FILE [--conv T] [--limit N] [--out RESULTS.json]\n"
+    "      VQA accuracy, multiple choice and in-context choice by log-likelihood, perplexity (vila eval --help)\n"
     "  export --model DIR [--adapter A] --merge --out M\n"
     "      writes M: the model with its LoRA adapter merged into the weights (loads without PEFT)\n"
     "  logits, generate and perplexity take --adapter A (a PEFT LoRA folder); a model folder holding\n"
@@ -465,6 +468,7 @@ bool parse_number(const std::string& v, double& x) {
 }
 
 #include "train_command.hpp"
+#include "eval_command.hpp"
 
 int cmd_export(args a) {
     namespace fs = std::filesystem;
@@ -514,6 +518,7 @@ int main(int argc, char** argv) {
         if (cmd == "perplexity") return cmd_perplexity(std::move(a));
         if (cmd == "train") return cmd_train(std::move(a));
         if (cmd == "export") return cmd_export(std::move(a));
+        if (cmd == "eval") return cmd_eval(std::move(a));
         throw usage_error("unknown command '" + cmd + "'");
     } catch (const usage_error& e) {
         std::fflush(stdout);

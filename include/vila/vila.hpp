@@ -74,6 +74,9 @@
 #include "data/shards.hpp"
 #include "data/source.hpp"
 #include "data/text.hpp"
+#include "eval/metrics.hpp"
+#include "eval/sets.hpp"
+#include "eval/tasks.hpp"
 
 #include "train/callbacks.hpp"
 #include "train/checkpoint.hpp"

@@ -166,12 +166,26 @@ void check_vlm_finetune(const std::string& vila, const fs::path& work, const fs:
              work, out, err);
     check(rc == 0 && out.find("data: coyo: webdataset:") != std::string::npos && out.find("bad records") == std::string::npos,
           "a VLM trains on the synthetic world's four sources by registry name, without a bad record: " + out + err);
+    // vila eval on the world's held-out sets: every task runs and writes its results
+    for (const auto& [task, file] : std::vector<std::pair<std::string, std::string>>{
+             {"vqa", "eval/vqa.json"}, {"icl", "eval/icl.jsonl"}, {"mc", "eval/text_mc.jsonl"}, {"ppl", "text/knowledge.jsonl"}}) {
+        const fs::path res = work / ("eval-" + task + ".json");
+        rc = run(vila + " eval --model " + q(work / "vw" / "final") + " --task " + task + " --data " + q(work / "world" / file) +
+                     " --limit 6 --max-new-tokens 4 --out " + q(res),
+                 work, out, err);
+        const std::string j = slurp(res);
+        const std::string key = task == "ppl" ? "\"perplexity\"" : "\"accuracy\"";
+        check(rc == 0 && j.find(key) != std::string::npos && j.find("\"items\": 6") != std::string::npos && out.find(task) != std::string::npos,
+              "vila eval --task " + task + " on the world: " + out + err + j.substr(0, 200));
+    }
 
     auto fails = [&](const std::string& cmd, const std::string& needle) {
         const int r = run(cmd, work, out, err);
         check(r != 0 && err.find(needle) != std::string::npos, "'" + cmd + "' fails with '" + needle + "': rc=" + std::to_string(r) + " " + err);
     };
-    fails(vila + " make-world " + q(work / "world") , "exists");
+    fails(vila + " make-world " + q(work / "world"), "exists");
+    fails(vila + " eval --model " + q(work / "vw" / "final") + " --task caption --data " + q(work / "world" / "eval" / "vqa.json"), "--task 'caption'");
+    fails(vila + " eval --model " + q(work / "vw" / "final") + " --task vqa --data " + q(work / "world" / "eval" / "icl.jsonl"), "icl.jsonl:1:");
     fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --lora r=4,targets=nothing_here", "no linear layer");
     fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --freeze llm", "--freeze 'llm' is not one of");
     fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + " --data nowhere.json --steps 2", "data 'nowhere.json' is neither");

@@ -69,6 +69,22 @@ inline void check_turns(const tokenizer::conversation& turns, const std::string&
 }
 }  // namespace detail
 
+/// An image path as LLaVA-style files give it: absolute, under `image_folder` when one is given,
+/// else beside the file (`base`), then in images/ beside it. io_error naming `where` if absent.
+inline std::filesystem::path resolve_image(const std::string& name, const std::filesystem::path& base, const std::filesystem::path& image_folder,
+                                           const std::string& where) {
+    namespace fs = std::filesystem;
+    const fs::path p(name);
+    if (p.is_absolute() || !image_folder.empty()) {
+        const fs::path full = p.is_absolute() ? p : image_folder / p;
+        if (!fs::exists(full)) throw io_error(where + ": missing image " + name + " (looked in " + full.parent_path().string() + ")");
+        return full;
+    }
+    if (fs::exists(base / p)) return base / p;
+    if (fs::exists(base / "images" / p)) return base / "images" / p;
+    throw io_error(where + ": missing image " + name + " (looked in " + base.string() + " and " + (base / "images").string() + ")");
+}
+
 class llava_source : public source {
 public:
     explicit llava_source(const std::filesystem::path& file, llava_options o = {}) : rows_(file), opt_(std::move(o)) {
@@ -113,16 +129,7 @@ public:
 
 private:
     std::filesystem::path resolve(const std::string& name, const std::string& where) const {
-        namespace fs = std::filesystem;
-        const fs::path p(name);
-        if (p.is_absolute() || !opt_.image_folder.empty()) {
-            const fs::path full = p.is_absolute() ? p : opt_.image_folder / p;
-            if (!fs::exists(full)) throw io_error(where + ": missing image " + name + " (looked in " + full.parent_path().string() + ")");
-            return full;
-        }
-        if (fs::exists(base_ / p)) return base_ / p;
-        if (fs::exists(base_ / "images" / p)) return base_ / "images" / p;
-        throw io_error(where + ": missing image " + name + " (looked in " + base_.string() + " and " + (base_ / "images").string() + ")");
+        return resolve_image(name, base_, opt_.image_folder, where);
     }
 
     json_rows rows_;

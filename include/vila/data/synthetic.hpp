@@ -483,7 +483,8 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                     std::snprintf(name, sizeof name, "icl%05d_%zu.png", e, j);
                     w.image(std::string("eval/images/") + name, draw(j < shots.size() ? shots[j] : query, S, g));
                     files.push_back(name);
-                    prompt += j < shots.size() ? "<image>\nthis is " + episode_names[j] + ". " : "<image>\nthis is";
+                    // as a rendered MMC4 document reads: "<image>\nthis is blick.<image>\nthis is dax. ..."
+                    prompt += j < shots.size() ? "<image>\nthis is " + episode_names[j] + "." : "<image>\nthis is";
                 }
                 icl.push_back({{"id", "icl-" + std::to_string(e)}, {"image", files}, {"shots", o.icl_shots}, {"prompt", prompt},
                                {"answer", episode_names[target]}, {"choices", episode_names}});

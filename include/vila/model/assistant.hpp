@@ -37,25 +37,6 @@ struct ask_options : llm::generate_options {
     std::string conv = "none";  // conversation template: none, vicuna_v1, llama_3, plain
 };
 
-namespace model {
-/// A model folder's image processor: its preprocessor_config.json, or the vision family's
-/// defaults at the tower's resolution; VILA's image_aspect_ratio applied.
-inline vision::image_processor load_image_processor(const layout& L) {
-    vision::image_processor p;
-    const bool clip = L.vision.model_type == "clip_vision_model";
-    if (std::filesystem::exists(L.preprocessor_file())) {
-        p = vision::image_processor::from_json(io::read_json(L.preprocessor_file()), L.preprocessor_file().string());
-    } else {
-        nlohmann::json j = {{"image_processor_type", clip ? "CLIPImageProcessor" : "SiglipImageProcessor"}};
-        const index_t px = L.vision.image_size;
-        if (clip) j["size"] = {{"shortest_edge", px}}, j["crop_size"] = {{"height", px}, {"width", px}};
-        else j["size"] = {{"height", px}, {"width", px}};
-        p = vision::image_processor::from_json(j, L.vision_dir.string() + " (defaults)");
-    }
-    p.aspect_ratio = L.image_aspect_ratio;
-    return p;
-}
-}  // namespace model
 
 class assistant {
 public:

@@ -20,8 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../io/json.hpp"
 #include "../io/safetensors.hpp"
 #include "../llm/config.hpp"
+#include "../vision/image.hpp"
 #include "../vision/vit.hpp"
 
 namespace vila::model {
@@ -110,6 +112,32 @@ inline layout read_layout(const std::filesystem::path& dir) {
     if (j.contains("hidden_size") && j["hidden_size"] != L.llm.hidden_size)
         fail("hidden_size", "is " + j["hidden_size"].dump() + " but llm/config.json has " + std::to_string(L.llm.hidden_size));
     return L;
+}
+
+/// A model folder's image processor: its preprocessor_config.json, or the vision family's
+/// defaults at the tower's resolution; VILA's image_aspect_ratio applied.
+inline vision::image_processor load_image_processor(const layout& L) {
+    vision::image_processor p;
+    const bool clip = L.vision.model_type == "clip_vision_model";
+    if (std::filesystem::exists(L.preprocessor_file())) {
+        p = vision::image_processor::from_json(io::read_json(L.preprocessor_file()), L.preprocessor_file().string());
+    } else {
+        // (built key by key: nvcc cannot parse nested brace-initialised json)
+        nlohmann::json j, size, crop;
+        j["image_processor_type"] = clip ? "CLIPImageProcessor" : "SiglipImageProcessor";
+        const index_t px = L.vision.image_size;
+        crop["height"] = crop["width"] = px;
+        if (clip) {
+            size["shortest_edge"] = px;
+            j["crop_size"] = crop;
+        } else {
+            size = crop;
+        }
+        j["size"] = size;
+        p = vision::image_processor::from_json(j, L.vision_dir.string() + " (defaults)");
+    }
+    p.aspect_ratio = L.image_aspect_ratio;
+    return p;
 }
 
 }  // namespace vila::model
