@@ -439,7 +439,8 @@ TEST_CASE("the synthetic world is byte-identical for a seed, has the default siz
     std::set<std::string> llava_images;
     vision::image_processor proc;  // CLIP 224: every picture decodes and preprocesses
     for (const auto& [name, s] : src) {
-        CAPTURE(name);
+        const std::string source_name = name;  // (CAPTURE's lambda cannot capture a structured binding in C++17)
+        CAPTURE(source_name);
         for (std::size_t i = 0; i < s->size(); ++i) {
             const auto r = s->get(i);
             const auto out = data::render(r, tok, {});
