@@ -20,6 +20,8 @@
 
 #include <vila/vila.hpp>
 
+#include "tiny_vila.hpp"
+
 // stbi_write_jpg: vila.hpp compiles stb_image_write in (data/synthetic.hpp)
 
 using namespace vila;
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
     vision::image_processor proc = vision::image_processor::from_json(
         {{"image_processor_type", "CLIPImageProcessor"}, {"size", {{"shortest_edge", 64}}}, {"crop_size", {{"height", 64}, {"width", 64}}}},
         "bench");
-    const std::int32_t image_token = 31999;
+    const std::int32_t image_token = bench::tiny_vila_image_token;
     auto sources = [&] {
         return std::vector<data::mixture_entry>{{"llava", std::make_shared<data::llava_source>(dir / "rows.json")}};
     };
@@ -106,30 +108,9 @@ int main(int argc, char** argv) {
     }
 
     // a stage-2 training run of the tiny VILA config, fed by the loader
-    vision::vit_config vc;
-    vc.model_type = "clip_vision_model";
-    vc.hidden_size = 256;
-    vc.intermediate_size = 1024;
-    vc.num_hidden_layers = 4;
-    vc.num_attention_heads = 4;
-    vc.image_size = 64;
-    vc.patch_size = 8;
-    vc.hidden_act = "quick_gelu";
-    vc.select_layer = -2;
-    llm::llama_config c;
-    c.hidden_size = 512;
-    c.intermediate_size = 1376;
-    c.num_hidden_layers = 8;
-    c.num_attention_heads = c.num_key_value_heads = 8;
-    c.head_dim = 64;
-    c.vocab_size = 32000;
     for (int workers : {0, 1}) {
-        vlm<vision::clip, projector::mlp2x_gelu> m(vc, c, image_token);
         rng w(1);
-        m.for_each_parameter([&](const std::string& n, param<float>& p) {
-            if (n.find("norm") != std::string::npos && n.find(".weight") != std::string::npos) p.value.fill(1.0f);
-            else w.fill_normal(p.value, 0.0, 0.02);
-        });
+        auto m = bench::make_tiny_vila(-2, w);
         data::mixture_options o;
         o.batch_size = batch;
         o.workers = workers;

@@ -25,6 +25,8 @@
 #include <vila/optim/adamw.hpp>
 #include <vila/train/trainer.hpp>
 
+#include "tiny_vila.hpp"
+
 using namespace vila;
 
 namespace {
@@ -78,35 +80,16 @@ int main(int argc, char** argv) {
         else if (a == "--images") images = std::stol(v);
     }
     tune_allocator();
-    vision::vit_config vc;
-    vc.model_type = "clip_vision_model";
-    vc.hidden_size = 256;
-    vc.intermediate_size = 1024;
-    vc.num_hidden_layers = 4;
-    vc.num_attention_heads = 4;
-    vc.image_size = 64;
-    vc.patch_size = 8;
-    vc.hidden_act = "quick_gelu";
-    vc.select_layer = mode == "vit" ? -1 : -2;
     const bool training = mode == "train_stage1" || mode == "train_stage2" || mode == "train_all";
     if (mode != "vit" && mode != "vit_features" && mode != "prefill" && !training) {
         std::fprintf(stderr, "bench_vlm: --mode vit|vit_features|prefill|train_stage1|train_stage2|train_all\n");
         return 2;
     }
-    llm::llama_config c;
-    c.hidden_size = 512;
-    c.intermediate_size = 1376;
-    c.num_hidden_layers = 8;
-    c.num_attention_heads = c.num_key_value_heads = 8;
-    c.head_dim = 64;
-    c.vocab_size = 32000;
-    const std::int32_t image_token = 31999;
-    vlm<vision::clip, projector::mlp2x_gelu> m(vc, c, image_token);
+    const std::int32_t image_token = bench::tiny_vila_image_token;
     rng gen(1);
-    m.for_each_parameter([&](const std::string& n, param<float>& p) {
-        if (n.find("norm") != std::string::npos && n.find(".weight") != std::string::npos) p.value.fill(1.0f);
-        else gen.fill_normal(p.value, 0.0, 0.02);
-    });
+    auto m = bench::make_tiny_vila(mode == "vit" ? -1 : -2, gen);
+    const llm::llama_config& c = m.llm.config;
+    const vision::vit_config& vc = m.vision.config;
     auto now = [] { return std::chrono::steady_clock::now(); };
     auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
     double best = 1e30, work = 0;

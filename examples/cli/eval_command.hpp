@@ -23,6 +23,19 @@ struct eval_settings {
     int max_new_tokens = 16;
 };
 
+/// One JSON object per item: its id, then what `fill(entry, i)` adds.
+template <class Items, class Fill>
+nlohmann::json predictions_json(const Items& items, Fill&& fill) {
+    nlohmann::json p = nlohmann::json::array();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        nlohmann::json e;
+        e["id"] = items[i].id;
+        fill(e, i);
+        p.push_back(e);
+    }
+    return p;
+}
+
 template <class Model>
 nlohmann::json run_eval(Model& m, const vila::tokenizer::tokenizer& tok, std::int32_t image_token, const vila::vision::image_processor* proc,
                         const eval_settings& s) {
@@ -46,30 +59,20 @@ nlohmann::json run_eval(Model& m, const vila::tokenizer::tokenizer& tok, std::in
         const auto res = eval::vqa(m, tok, items, image_token, s.conv.empty() ? "vicuna_v1" : s.conv, proc, s.max_new_tokens, progress(items.size()));
         r["items"] = res.items;
         r["accuracy"] = res.accuracy;
-        nlohmann::json p = nlohmann::json::array();
-        for (std::size_t i = 0; i < items.size(); ++i) {
-            nlohmann::json e;
-            e["id"] = items[i].id;
+        r["predictions"] = predictions_json(items, [&](nlohmann::json& e, std::size_t i) {
             e["prediction"] = res.predictions[i];
             e["answers"] = items[i].answers;
-            p.push_back(e);
-        }
-        r["predictions"] = p;
+        });
     } else if (s.task == "mc" || s.task == "icl") {
         const auto items = limit(eval::read_choices(s.data, s.conv.empty() ? "vicuna_v1" : s.conv, s.image_folder));
         const auto res = eval::choice(m, tok, items, image_token, proc, progress(items.size()));
         r["items"] = res.items;
         r["accuracy"] = res.accuracy;
-        nlohmann::json p = nlohmann::json::array();
-        for (std::size_t i = 0; i < items.size(); ++i) {
-            nlohmann::json e;
-            e["id"] = items[i].id;
+        r["predictions"] = predictions_json(items, [&](nlohmann::json& e, std::size_t i) {
             e["prediction"] = res.predictions[i];
             e["answer"] = items[i].answer;
             e["log_likelihoods"] = res.log_likelihoods[i];
-            p.push_back(e);
-        }
-        r["predictions"] = p;
+        });
     } else {  // ppl
         data::source_spec spec;
         spec.path = s.data;
@@ -125,17 +128,11 @@ int cmd_eval(args a) {
         const auto L = model::read_layout(s.model);
         const auto tok = tokenizer::load(L.tokenizer_dir());
         const auto proc = model::load_image_processor(L);
-        auto with = [&](auto vision_tag) {
-            using V = decltype(vision_tag);
-            auto go = [&](auto m) {
-                if (std::filesystem::exists(fs::path(s.model) / "adapter_config.json")) lora::load_peft(m, s.model);
-                return run_eval(m, tok, m.image_token_id, &proc, s);
-            };
-            if (L.projector_type == "linear") return go(vlm<V, projector::linear>::load(L));
-            if (L.projector_type == "mlp2x_gelu") return go(vlm<V, projector::mlp2x_gelu>::load(L));
-            return go(vlm<V, projector::mlp_downsample>::load(L));
-        };
-        r = L.vision.model_type == "clip_vision_model" ? with(vision::clip{}) : with(vision::siglip{});
+        r = model::visit_vlm_type(L, [&](auto tag) {
+            auto m = decltype(tag)::type::load(L);
+            if (std::filesystem::exists(fs::path(s.model) / "adapter_config.json")) lora::load_peft(m, s.model);
+            return run_eval(m, tok, m.image_token_id, &proc, s);
+        });
     } else {
         if (s.task == "vqa" || s.task == "icl") throw usage_error(s.model + " is a text LLM: --task " + s.task + " needs a VLM folder");
         auto m = llm::llama<float>::load(s.model);

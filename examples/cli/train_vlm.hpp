@@ -114,11 +114,5 @@ int run_vlm_training(const train_settings& s, const std::filesystem::path& run, 
 int train_vlm(const train_settings& s, const std::filesystem::path& run, const vila::model::layout& L, bool resume) {
     using namespace vila;
     if (s.text("optimizer", "adamw") != "adamw") throw usage_error("VLM training uses --optimizer adamw");
-    auto with = [&](auto vision_tag) {
-        using V = decltype(vision_tag);
-        if (L.projector_type == "linear") return run_vlm_training<vlm<V, projector::linear>>(s, run, L, resume);
-        if (L.projector_type == "mlp2x_gelu") return run_vlm_training<vlm<V, projector::mlp2x_gelu>>(s, run, L, resume);
-        return run_vlm_training<vlm<V, projector::mlp_downsample>>(s, run, L, resume);
-    };
-    return L.vision.model_type == "clip_vision_model" ? with(vision::clip{}) : with(vision::siglip{});
+    return model::visit_vlm_type(L, [&](auto tag) { return run_vlm_training<typename decltype(tag)::type>(s, run, L, resume); });
 }

@@ -45,8 +45,7 @@ public:
         assistant a;
         a.layout_ = model::read_layout(dir);
         const auto& L = a.layout_;
-        const bool clip = L.vision.model_type == "clip_vision_model";
-        a.model_ = std::make_unique<any_model>(clip ? load_for<vision::clip>(L) : load_for<vision::siglip>(L));
+        a.model_ = std::make_unique<any_model>(model::visit_vlm_type(L, [&](auto tag) { return any_model(decltype(tag)::type::load(L)); }));
         if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
         if (std::filesystem::exists(dir / "adapter_config.json"))  // a LoRA fine-tune (vila train --lora): its adapter on the LLM
             a.adapter_layers_ = std::visit([&](auto& m) { lora::load_peft(m, dir); return lora::count(m); }, *a.model_);
@@ -184,13 +183,6 @@ private:
     using any_model = std::variant<vlm<vision::clip, projector::linear>, vlm<vision::clip, projector::mlp2x_gelu>,
                                    vlm<vision::clip, projector::mlp_downsample>, vlm<vision::siglip, projector::linear>,
                                    vlm<vision::siglip, projector::mlp2x_gelu>, vlm<vision::siglip, projector::mlp_downsample>>;
-    template <class V>
-    static any_model load_for(const model::layout& L) {
-        if (L.projector_type == "linear") return vlm<V, projector::linear>::load(L);
-        if (L.projector_type == "mlp2x_gelu") return vlm<V, projector::mlp2x_gelu>::load(L);
-        return vlm<V, projector::mlp_downsample>::load(L);
-    }
-
     model::layout layout_;
     std::unique_ptr<any_model> model_;
     std::optional<vila::tokenizer::tokenizer> tok_;

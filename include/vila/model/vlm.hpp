@@ -246,4 +246,24 @@ private:
     tensor_t projected_, embeds_, dembeds_, dprojected_, dfeatures_;
 };
 
+namespace model {
+template <class M>
+struct type_tag {
+    using type = M;
+};
+/// Calls f(type_tag<vlm<V, P>>{}) with the CPU VLM type a folder's layout needs (its vision
+/// tower and projector), so that callers write their generic code once.
+template <class F>
+decltype(auto) visit_vlm_type(const layout& L, F&& f) {
+    auto with = [&](auto vision_tag) -> decltype(auto) {
+        using V = decltype(vision_tag);
+        if (L.projector_type == "linear") return f(type_tag<vlm<V, projector::linear>>{});
+        if (L.projector_type == "mlp2x_gelu") return f(type_tag<vlm<V, projector::mlp2x_gelu>>{});
+        return f(type_tag<vlm<V, projector::mlp_downsample>>{});
+    };
+    if (L.vision.model_type == "clip_vision_model") return with(vision::clip{});
+    return with(vision::siglip{});
+}
+}  // namespace model
+
 }  // namespace vila
