@@ -34,7 +34,7 @@ const char* const train_usage_text =
     "  --conv vicuna_v1 | llama_3 | plain, --mixture natural | weighted | sequential, --bad-records\n"
     "  lenient (skip and count; default) | strict. --seq-len caps a sample's length after splicing images.\n"
     "  --workers N loader threads read, tokenize and decode images ahead of the trainer (default 1).\n"
-    "  With no arguments `vila train` is reserved for the built-in VILA recipe demo (not yet available).\n";
+    "  With no arguments `vila train` runs the demo: VILA's recipe on a synthetic world (below).\n";
 
 /// The run's settings: flag name (without --) -> JSON value. Numbers are checked against one
 /// table (default, range, integral) before anything is created on disk.
@@ -220,16 +220,19 @@ int run_training(const train_settings& s, const std::filesystem::path& run, vila
 
 #include "train_vlm.hpp"
 
+int cmd_recipe(args& a, bool demo);  // recipe_command.hpp
+extern const char* const recipe_usage_text;
+
 int cmd_train(args a) {
     namespace fs = std::filesystem;
     using namespace vila;
     if (a.flag("--help") || a.flag("-h")) {
         std::fputs(train_usage_text, stdout);
+        std::fputs(recipe_usage_text, stdout);
         return 0;
     }
-    if (a.v.empty())
-        throw usage_error("`vila train` with no arguments will run the built-in VILA recipe demo, which is not available yet; "
-                          "give --init or --init-config, --data and --out (see vila train --help)");
+    if (a.v.empty()) return cmd_recipe(a, true);  // the demo
+    if (std::count(a.v.begin(), a.v.end(), std::string("--recipe"))) return cmd_recipe(a, false);
     train_settings s;
     const std::string resume_dir = a.take("--resume");
     const std::string config_file = a.take("--config");

@@ -469,6 +469,7 @@ bool parse_number(const std::string& v, double& x) {
 
 #include "train_command.hpp"
 #include "eval_command.hpp"
+#include "recipe_command.hpp"
 
 int cmd_export(args a) {
     namespace fs = std::filesystem;

@@ -54,6 +54,7 @@
 #include "vision/vit.hpp"
 
 #include "model/checkpoint.hpp"
+#include "model/init.hpp"
 #include "model/lora.hpp"
 #include "model/splice.hpp"
 #include "model/vlm.hpp"
@@ -85,5 +86,7 @@
 #include "train/groups.hpp"
 #include "train/model_step.hpp"
 #include "train/part.hpp"
+#include "train/recipe.hpp"
 #include "train/schedule.hpp"
 #include "train/trainer.hpp"
+#include "train/world_model.hpp"

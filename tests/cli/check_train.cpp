@@ -168,13 +168,14 @@ void check_vlm_finetune(const std::string& vila, const fs::path& work, const fs:
           "a VLM trains on the synthetic world's four sources by registry name, without a bad record: " + out + err);
     // vila eval on the world's held-out sets: every task runs and writes its results
     for (const auto& [task, file] : std::vector<std::pair<std::string, std::string>>{
-             {"vqa", "eval/vqa.json"}, {"icl", "eval/icl.jsonl"}, {"mc", "eval/text_mc.jsonl"}, {"ppl", "text/knowledge.jsonl"}}) {
+             {"vqa", "eval/vqa.json"}, {"caption", "eval/captions.json"}, {"icl", "eval/icl.jsonl"}, {"mc", "eval/text_icl.jsonl"},
+             {"mc", "eval/text_mc.jsonl"}, {"ppl", "text/knowledge.jsonl"}}) {
         const fs::path res = work / ("eval-" + task + ".json");
         rc = run(vila + " eval --model " + q(work / "vw" / "final") + " --task " + task + " --data " + q(work / "world" / file) +
                      " --limit 6 --max-new-tokens 4 --out " + q(res),
                  work, out, err);
         const std::string j = slurp(res);
-        const std::string key = task == "ppl" ? "\"perplexity\"" : "\"accuracy\"";
+        const std::string key = task == "ppl" ? "\"perplexity\"" : task == "caption" ? "\"cider\"" : "\"accuracy\"";
         check(rc == 0 && j.find(key) != std::string::npos && j.find("\"items\": 6") != std::string::npos && out.find(task) != std::string::npos,
               "vila eval --task " + task + " on the world: " + out + err + j.substr(0, 200));
     }
@@ -184,7 +185,7 @@ void check_vlm_finetune(const std::string& vila, const fs::path& work, const fs:
         check(r != 0 && err.find(needle) != std::string::npos, "'" + cmd + "' fails with '" + needle + "': rc=" + std::to_string(r) + " " + err);
     };
     fails(vila + " make-world " + q(work / "world"), "exists");
-    fails(vila + " eval --model " + q(work / "vw" / "final") + " --task caption --data " + q(work / "world" / "eval" / "vqa.json"), "--task 'caption'");
+    fails(vila + " eval --model " + q(work / "vw" / "final") + " --task captions --data " + q(work / "world" / "eval" / "vqa.json"), "--task 'captions'");
     fails(vila + " eval --model " + q(work / "vw" / "final") + " --task vqa --data " + q(work / "world" / "eval" / "icl.jsonl"), "icl.jsonl:1:");
     fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --lora r=4,targets=nothing_here", "no linear layer");
     fails(vila + " train --out " + q(work / "vf") + " --init " + q(vila_dir) + common + " --freeze llm", "--freeze 'llm' is not one of");
@@ -194,6 +195,70 @@ void check_vlm_finetune(const std::string& vila, const fs::path& work, const fs:
     check(!fs::exists(work / "vf"), "refused VLM runs leave no folder behind");
 }
 }  // namespace
+
+/// The recipe from the CLI on the synthetic world (the ci size: a few steps per stage): every
+/// stage runs, the table and answers print, a run killed in stage 5 continues when the same
+/// command runs again and ends with the uninterrupted run's weights; mistakes fail in one line.
+void check_recipe(const std::string& vila, const fs::path& work) {
+    fs::create_directories(work);
+    std::string out, err;
+    {
+        std::ofstream c(work / "recipe.json");
+        c << R"({"stages": {"pretrain": {"steps": 12, "save_every": 3}}})";
+    }
+    auto command = [&](const fs::path& run, const char* seed = "3") {
+        return std::vector<std::string>{vila, "train", "--recipe", "vila3-from-scratch", "--world", (work / "world").string(), "--out", run.string(),
+                                        "--size", "ci", "--seed", seed, "--recipe-config", (work / "recipe.json").string(), "--plain",
+                                        "--threads", "2", "--eval-limit", "4"};
+    };
+    auto joined = [&](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : " ") + q(x);
+        return s;
+    };
+    int rc = run(joined(command(work / "r1")), work, out, err);
+    const std::string results = slurp(work / "r1" / "results.json");
+    std::size_t rows = 0;
+    for (std::size_t at = 0; (at = results.find("\"stage\":", at)) != std::string::npos; ++at) ++rows;
+    check(rc == 0 && out.find("recipe vila3-from-scratch complete: 6 stages") != std::string::npos && rows == 6 &&
+              out.find("text ICL") != std::string::npos && out.find("(truth: ") != std::string::npos,
+          "vila train --recipe runs the six stages, evaluates each and answers new questions: " + out.substr(out.size() > 3000 ? out.size() - 3000 : 0) + err);
+    for (const char* stage : {"01-copy", "02-text", "03-vision", "04-align", "05-pretrain", "06-sft"})
+        check(fs::exists(work / "r1" / stage / "done.json") && fs::exists(work / "r1" / stage / "final" / "llm" / "tokenizer.json"),
+              std::string("stage folder ") + stage + " is complete, with its model and tokenizer");
+
+    // killed during stage 5, continued by the same command
+    const pid_t pid = spawn(command(work / "r2"), work / "r2.log");
+    auto lines = [&] { return losses(work / "r2" / "05-pretrain" / "metrics.jsonl").size(); };
+    for (int i = 0; i < 300000 && lines() < 5; ++i) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    ::kill(pid, SIGKILL);
+    const int killed = wait_exit(pid);
+    check(killed == 128 + SIGKILL, "the recipe was killed in stage 5 (exit " + std::to_string(killed) + "): " + slurp(work / "r2.log"));
+    rc = run(joined(command(work / "r2")), work, out, err);
+    check(rc == 0 && out.find("stage 1 copy: complete, skipped") != std::string::npos &&
+              out.find("stage 5 pretrain: resuming from step") != std::string::npos,
+          "the same command continues the killed recipe from stage 5's checkpoint: " + out + err);
+    for (const char* f : {"llm/model.safetensors", "mm_projector/model.safetensors", "vision_tower/model.safetensors"})
+        check(slurp(work / "r2" / "06-sft" / "final" / f) == slurp(work / "r1" / "06-sft" / "final" / f),
+              std::string("the continued recipe's ") + f + " equals the uninterrupted run's");
+
+    auto fails = [&](const std::string& cmd, const std::string& needle) {
+        const int r = run(cmd, work, out, err);
+        check(r != 0 && err.find(needle) != std::string::npos, "'" + cmd + "' fails with '" + needle + "': rc=" + std::to_string(r) + " " + err);
+    };
+    const std::string w = " --world " + q(work / "world");
+    fails(vila + " train --recipe vila4" + w + " --out " + q(work / "x"), "recipe 'vila4'");
+    fails(vila + " train --recipe vila3" + w + " --out " + q(work / "x"), "give --init");
+    fails(vila + " train --recipe vila3-from-scratch --out " + q(work / "x"), "give --world");
+    fails(vila + " train --recipe vila3-from-scratch" + w + " --out " + q(work / "x") + " --size huge", "size 'huge'");
+    {
+        std::ofstream c(work / "bad.json");
+        c << R"({"stages": {"sft": {"stepz": 3}}})";
+    }
+    fails(vila + " train --recipe vila3-from-scratch" + w + " --out " + q(work / "x") + " --recipe-config " + q(work / "bad.json"), "stages.sft: stepz");
+    fails(joined(command(work / "r1", "4")), "other settings");
+    check(!fs::exists(work / "x"), "refused recipes leave no folder behind");
+}
 
 int main(int argc, char** argv) {
     if (argc != 3 && argc != 4) {
@@ -228,9 +293,9 @@ int main(int argc, char** argv) {
     check(rc == 0, "train-tokenizer: " + err);
 
     rc = run(vila + " train --help", work, out, err);
-    check(rc == 0 && out.find("--resume RUN_DIR") != std::string::npos, "vila train --help exits 0 with the usage");
-    rc = run(vila + " train", work, out, err);
-    check(rc == 2 && err.find("recipe demo") != std::string::npos, "vila train with no arguments says the recipe demo is reserved");
+    check(rc == 0 && out.find("--resume RUN_DIR") != std::string::npos && out.find("--recipe vila3") != std::string::npos &&
+              out.find("no arguments: the demo") != std::string::npos,
+          "vila train --help exits 0 with the usage, the recipe's and the demo's");
 
     const std::string common = " --init-config " + q(work / "tiny.json") + " --tokenizer " + q(work / "tok") + " --data " +
                                q(work / "text.jsonl") + " --steps 40 --batch-size 4 --seq-len 32 --lr 3e-3 --warmup-steps 4" +
@@ -449,6 +514,7 @@ int main(int argc, char** argv) {
           "no linear layer");
 
     if (argc == 4) check_vlm_finetune(vila, work / "vlm", fs::absolute(argv[3]));
+    check_recipe(vila, work / "recipe");
 
     std::cout << (failures ? "FAILED" : "OK") << ": vila train\n";
     if (!failures) fs::remove_all(work);

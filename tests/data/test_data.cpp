@@ -462,8 +462,10 @@ TEST_CASE("the synthetic world is byte-identical for a seed, has the default siz
         std::set<std::string> named;
         for (const auto& im : doc.at("image_info")) {
             const std::string s = doc.at("text_list")[im.at("matched_text_index").get<std::size_t>()];
-            REQUIRE(s.rfind("this is ", 0) == 0);
-            named.insert(s.substr(8, s.size() - 9));
+            REQUIRE(s.size() > 1);
+            REQUIRE(s.back() == '.');
+            REQUIRE(s.find(' ') == std::string::npos);  // the name right after its picture (no filler words)
+            named.insert(s.substr(0, s.size() - 1));
         }
         const auto& text = doc.at("text_list");
         for (std::size_t t = text.size() - named.size(); t < text.size(); ++t) {
@@ -484,5 +486,21 @@ TEST_CASE("the synthetic world is byte-identical for a seed, has the default siz
     }
     for (std::size_t i = 0; i < mc.size(); ++i) CHECK(mc.row(i).at("choices").size() == 4);
     CHECK(data::llava_source(w / "eval" / "vqa.json").size() == 60);
+    CHECK(data::llava_source(w / "eval" / "captions.json").size() == 60);
+    // text in-context episodes: the held-out prompt ends with a key seen once, its label among the choices
+    const data::json_rows text_icl(w / "eval" / "text_icl.jsonl");
+    CHECK(text_icl.size() == 40);
+    for (std::size_t i = 0; i < text_icl.size(); ++i) {
+        const auto e = text_icl.row(i);
+        const std::string prompt = e.at("prompt");
+        const std::string answer = e.at("answer");
+        REQUIRE(prompt.size() > 2);
+        REQUIRE(prompt.back() == '\n');
+        const std::string key = prompt.substr(prompt.rfind(' ') + 1, prompt.size() - prompt.rfind(' ') - 2);
+        CHECK(prompt.find(key + "\n" + answer + ".") != std::string::npos);
+    }
+    for (const char* f : {"copy", "text_icl", "descriptions"}) CHECK(data::open_source(data::parse_mixture(f, w / "registry.json").at(0))->size() > 0);
+    CHECK(data::parse_mixture("copy:0.25+knowledge", w / "registry.json").at(0).weight == 0.25);
+    CHECK_THROWS_AS(data::parse_mixture("copy:-1", w / "registry.json"), config_error);
     fs::remove_all(dir);
 }

@@ -71,8 +71,8 @@ data::image_ref image(const char* name) {
 TEST_CASE("choice by log-likelihood sums log-softmax over the continuation's tokens, with and without images") {
     fixture_vlm f;
     std::vector<eval::choice_item> items = {
-        {"text", "What colour is the sky? It is", {" blue.", " green.", " red and yellow."}, 0, {}},
-        {"image", "<image>\nthis is blick.<image>\nthis is", {" blick.", " dax."}, 1, {image("red.png"), image("blue.png")}}};
+        {"text", "What colour is the sky? It is", {" blue.", " green.", " red and yellow."}, 0, {}, true, "blue"},
+        {"image", "<image>\nthis is blick.<image>\nthis is", {" blick.", " dax."}, 1, {image("red.png"), image("blue.png")}, true, "dax"}};
     const auto r = eval::choice(f.m, f.tok, items, f.m.image_token_id, &f.proc);
     REQUIRE(r.items == 2);
     // independent: the text item's logits, log-softmax, summed at the continuation's positions
@@ -137,4 +137,37 @@ TEST_CASE("perplexity and VQA by generation on the fixture VILA model") {
     const auto second = eval::vqa(f.m, f.tok, items, f.m.image_token_id, "vicuna_v1", &f.proc, 6);
     CHECK(second.predictions == first.predictions);
     CHECK(second.accuracy == 1.0);
+}
+
+TEST_CASE("the strict metric is the greedy continuation cut at its first period, and captions are scored on lower-case words") {
+    fixture_vlm f;
+    CHECK(eval::caption_words("Two small, red circles.") == "two small red circles");
+    CHECK(eval::caption_words("  A  large\tBLUE square!! ") == "a large blue square");
+    std::vector<eval::choice_item> items = {
+        {"a", "<image>\nthis is", {" x."}, 0, {image("red.png")}, true, ""},
+        {"b", "What colour is the sky? It is", {" x."}, 0, {}, true, ""}};
+    const auto first = eval::exact(f.m, f.tok, items, f.m.image_token_id, &f.proc, 6);
+    REQUIRE(first.items == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        // independently: greedy generation, decoded, cut at '.' or newline, trimmed
+        std::string g = eval::greedy_text(f.m, f.tok, items[i].prompt, true, eval::load_pixels(items[i].images, &f.proc), f.m.image_token_id, 6);
+        while (!g.empty() && (g.front() == ' ' || g.front() == '\n')) g.erase(g.begin());
+        g = g.substr(0, g.find_first_of(".\n"));
+        while (!g.empty() && g.back() == ' ') g.pop_back();
+        CHECK(first.predictions[i] == g);
+        items[i].answer_text = g;  // now the greedy output is the answer
+    }
+    CHECK(first.correct == std::size_t(first.predictions[0].empty()) + std::size_t(first.predictions[1].empty()));
+    const auto second = eval::exact(f.m, f.tok, items, f.m.image_token_id, &f.proc, 6);
+    CHECK(second.accuracy == 1.0);
+
+    std::vector<eval::vqa_item> caps = {{"c0", "<image>\nDescribe the picture.", {"a red circle.", "one red circle."}, {image("red.png")}},
+                                        {"c1", "<image>\nDescribe the picture.", {"a blue square."}, {image("blue.png")}}};
+    const auto c = eval::caption(f.m, f.tok, caps, f.m.image_token_id, "vicuna_v1", &f.proc, 8);
+    const auto answers = eval::answer_all(f.m, f.tok, caps, f.m.image_token_id, "vicuna_v1", &f.proc, 8, nullptr);
+    CHECK(c.predictions == answers);
+    const std::vector<std::string> hyps = {eval::caption_words(answers[0]), eval::caption_words(answers[1])};
+    const std::vector<std::vector<std::string>> refs = {{"a red circle", "one red circle"}, {"a blue square"}};
+    CHECK(c.cider == doctest::Approx(eval::cider(hyps, refs).score));
+    CHECK(c.bleu4 == doctest::Approx(eval::bleu(hyps, refs, 4)[3]));
 }

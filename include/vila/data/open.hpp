@@ -8,6 +8,8 @@
 // its first row (conversations: llava; text_list: mmc4; question or inputs: instructions;
 // text: text). Formats: llava, mmc4, mmc4-pairs, webdataset, instructions, text.
 #pragma once
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -73,6 +75,7 @@ inline std::shared_ptr<const source> open_source(const source_spec& s) {
 }
 
 /// "a+b+c": registry names or paths, in order; names are unique (a path's is its file name).
+/// "a:0.1+b:0.9" sets weights (mix::weighted), over any the registry gives.
 inline std::vector<source_spec> parse_mixture(const std::string& text, const std::filesystem::path& registry = {}) {
     namespace fs = std::filesystem;
     nlohmann::json reg = nlohmann::json::object();
@@ -85,9 +88,21 @@ inline std::vector<source_spec> parse_mixture(const std::string& text, const std
     for (std::size_t at = 0; at <= text.size();) {
         std::size_t plus = text.find('+', at);
         if (plus == std::string::npos) plus = text.size();
-        const std::string part = text.substr(at, plus - at);
+        std::string part = text.substr(at, plus - at);
         at = plus + 1;
         if (part.empty()) throw config_error("data mixture '" + text + "': an empty name between '+'");
+        // "name:w" gives a weight (for mix::weighted) when w is a positive number
+        double weight = 0;
+        if (const auto colon = part.rfind(':'); colon != std::string::npos && colon > 0 && colon + 1 < part.size()) {
+            const std::string w = part.substr(colon + 1);
+            char* end = nullptr;
+            const double x = std::strtod(w.c_str(), &end);
+            if (end && *end == 0) {
+                if (!(x > 0) || !std::isfinite(x)) throw config_error("data mixture '" + text + "': weight '" + w + "' is not a positive number");
+                weight = x;
+                part.resize(colon);
+            }
+        }
         source_spec s;
         if (reg.contains(part)) {
             const auto& e = reg[part];
@@ -118,6 +133,7 @@ inline std::vector<source_spec> parse_mixture(const std::string& text, const std
             throw config_error("data '" + part + "' is neither a name in " + (registry.empty() ? std::string("a registry (none given)") : registry.string()) +
                                " nor an existing file or folder");
         }
+        if (weight > 0) s.weight = weight;
         for (const auto& o : out)
             if (o.name == s.name) s.name += "#" + std::to_string(out.size());
         out.push_back(std::move(s));

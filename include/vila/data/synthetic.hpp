@@ -6,17 +6,25 @@
 // large), a count (one to four) and a position; two-object scenes add a relation (left of,
 // above). The world has:
 //   pairs/        image-text pairs, COYO-like captions ("two small red circles."), tar shards
-//   mmc4/         interleaved documents: each picture is given a made-up name next to it
-//                 ("this is blick."), and later sentences use the names by the pictures'
+//   mmc4/         interleaved documents: each picture is given a made-up name right after it
+//                 ("<image>\nblick."), and later sentences use the names by the pictures'
 //                 content ("the red circles are blick."): the text depends on earlier images, so
-//                 interleaving carries what pairs (and MMC4-pairs) do not
+//                 interleaving carries what pairs (and MMC4-pairs) do not; with `revisits`, new
+//                 drawings of named kinds come back with their names. The name follows its
+//                 picture directly (no "this is" between): with filler between key and label a
+//                 small LLM learns only "repeat some name seen before" (SCIENCE.md, rule 3)
 //   llava/        visual instructions: questions (colour, shape, count, size, relation),
 //                 captions, two-picture comparisons
 //   text/         a made-up knowledge domain (countries, capitals, flags, animals) as plain
-//                 text for the LLM, and FLAN-style instructions about part of it
+//                 text for the LLM, and FLAN-style instructions about part of it; for the text
+//                 LLM's own pre-training (stage 0): copy sequences (copy.jsonl), text
+//                 in-context episodes shaped as the documents are ("kesa\nblick. ..."), so that
+//                 the LLM can learn in context before it ever sees an image, and scenes
+//                 described in words (descriptions.jsonl)
 //   eval/         held out: 0-shot VQA (new pictures), k-shot in-context episodes whose answers
 //                 are names given only in the demonstrations, text multiple choice about facts
-//                 the instructions never asked
+//                 the instructions never asked, text in-context episodes (text_icl.jsonl),
+//                 captions of the VQA pictures (captions.json)
 //   registry.json names the training sets for `vila train --data-registry` (data/open.hpp);
 //   world.json records the options and counts.
 // Everything follows from the seed: the same seed writes byte-identical files (no dates; tar
@@ -221,7 +229,7 @@ public:
     std::string next() {
         static const char* cons = "bdfgklmnprstvz";
         static const char* vow = "aeiou";
-        for (;;) {
+        for (int tries = 0; tries < 100000; ++tries) {
             std::string w;
             w += cons[g_->below(14)];
             w += vow[g_->below(5)];
@@ -229,6 +237,7 @@ public:
             if (g_->below(3) == 0) w += vow[g_->below(5)];
             if (used_.insert(w).second) return w;
         }
+        throw config_error("synthetic world: out of distinct made-up words (ask for fewer countries)");
     }
 
 private:
@@ -236,14 +245,68 @@ private:
     std::set<std::string> used_;
 };
 
+/// A made-up word as namer makes them, but drawn with replacement (for the many text episodes);
+/// never one of the namer's reserved English words.
+inline std::string made_up_word(rng& g) {
+    static const char* cons = "bdfgklmnprstvz";
+    static const char* vow = "aeiou";
+    static const std::set<std::string> english = {"bad", "bed", "big", "did", "fun", "got", "had", "has", "kid", "let", "lot", "mad",
+                                                  "man", "nut", "pen", "pin", "put", "ran", "red", "run", "set", "sit", "tan", "top"};
+    for (;;) {
+        std::string w;
+        w += cons[g.below(14)];
+        w += vow[g.below(5)];
+        w += cons[g.below(14)];
+        if (g.below(3) == 0) w += vow[g.below(5)];
+        if (!english.count(w)) return w;
+    }
+}
+
+/// A text in-context episode shaped as the world's documents read once rendered ("<image>\nblick."
+/// with a word in the image's place: " kesa\nblick. dor\nvup. ... kesa\nblick."): `shots` distinct keys each followed by its label, then
+/// `queries` keys seen before with their labels. Returns the text and, for a held-out episode
+/// (queries = 0), the prompt's last key's label in `answer` after a final "KEY\n".
+struct text_episode {
+    std::string text, answer;
+    std::vector<std::string> labels;
+};
+inline text_episode make_text_episode(rng& g, int shots, int queries) {
+    std::vector<std::string> keys, labels;
+    std::set<std::string> seen;
+    while (int(keys.size()) < 2 * shots) {
+        std::string w = made_up_word(g);
+        if (seen.insert(w).second) keys.push_back(std::move(w));
+    }
+    labels.assign(keys.begin() + shots, keys.end());
+    keys.resize(std::size_t(shots));
+    text_episode e;
+    // every key after a space, the first too: " blick" and "blick" are different tokens, and a
+    // query must repeat its key's tokens exactly
+    for (int i = 0; i < shots; ++i) e.text += " " + keys[std::size_t(i)] + "\n" + labels[std::size_t(i)] + ".";
+    for (int q = 0; q < queries; ++q) {
+        const std::size_t k = std::size_t(g.below(std::uint64_t(shots)));
+        e.text += " " + keys[k] + "\n" + labels[k] + ".";
+    }
+    if (queries == 0) {
+        const std::size_t k = std::size_t(g.below(std::uint64_t(shots)));
+        e.text += " " + keys[k] + "\n";
+        e.answer = labels[k];
+    }
+    e.labels = labels;
+    return e;
+}
+
 struct world_options {
     std::uint64_t seed = 0;
     int image_size = 64;
     int pairs = 120, shards = 2;                 // COYO-like pairs in tar shards
     int documents = 50, images_per_document = 2;  // MMC4-like
+    int revisits = 0;                             // per document: new drawings of named kinds, named again
     int sft_images = 50, sft_rows = 100;          // LLaVA-like visual instructions
     int countries = 30, flan_countries = 20;      // knowledge domain; FLAN asks about the first 20
     int eval_vqa = 60, eval_icl = 40, icl_shots = 4, eval_text = 30;
+    int copy_rows = 2000, text_icl_rows = 4000, descriptions = 1000;  // stage 0 data
+    int eval_text_icl = 40;
 };
 
 struct world_summary {
@@ -300,10 +363,10 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
     namespace fs = std::filesystem;
     if (fs::exists(dir)) throw io_error(dir.string() + " exists: choose a new folder for the world");
     if (o.image_size < 16 || o.image_size > 1024) throw config_error("synthetic world: image_size must be within [16, 1024]");
-    if (o.pairs < 1 || o.shards < 1 || o.documents < 1 || o.images_per_document < 1 || o.images_per_document > 6 || o.sft_images < 2 ||
+    if (o.pairs < 1 || o.shards < 1 || o.documents < 1 || o.images_per_document < 1 || o.revisits < 0 || o.images_per_document + o.revisits > 6 || o.sft_images < 2 ||
         o.sft_rows < 1 || o.countries < 4 || o.flan_countries < 1 || o.flan_countries > o.countries || o.eval_vqa < 1 || o.eval_icl < 1 ||
-        o.icl_shots < 2 || o.icl_shots > 8 || o.eval_text < 1)
-        throw config_error("synthetic world: a count is out of range (images_per_document 1-6, icl_shots 2-8, sft_images >= 2, countries >= 4)");
+        o.icl_shots < 2 || o.icl_shots > 8 || o.eval_text < 1 || o.copy_rows < 0 || o.text_icl_rows < 0 || o.descriptions < 0 || o.eval_text_icl < 1)
+        throw config_error("synthetic world: a count is out of range (images_per_document + revisits 1-6, icl_shots 2-8, sft_images >= 2, countries >= 4)");
     const fs::path tmp = dir.string() + ".tmp-" + std::to_string(::getpid());
     fs::remove_all(tmp);
     world_summary sum;
@@ -334,7 +397,6 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
         // interleaved documents: names given next to pictures, used later by the pictures' content
         {
             rng g(o.seed, 2);
-            namer names(g);
             std::vector<nlohmann::json> docs;
             const char* openers[] = {"look at these pictures.", "we drew some shapes today.", "here is what we found.", "a few pictures follow."};
             const char* fillers[] = {"all of them are new.", "they are easy to tell apart.", "remember their names.", "each one has a name."};
@@ -346,14 +408,17 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                     scene s = random_count_scene(g);
                     if (!kinds.insert({s.objects[0].shape, s.objects[0].colour}).second) continue;
                     scenes.push_back(std::move(s));
-                    doc_names.push_back(names.next());
+                    std::string name;
+                    do name = made_up_word(g);  // distinct within the document; documents reuse words, as real ones do
+                    while (std::find(doc_names.begin(), doc_names.end(), name) != doc_names.end());
+                    doc_names.push_back(std::move(name));
                 }
                 nlohmann::json text = nlohmann::json::array(), info = nlohmann::json::array(), sim = nlohmann::json::array();
                 text.push_back(openers[g.below(4)]);
                 std::vector<int> matched;
                 for (std::size_t j = 0; j < scenes.size(); ++j) {
                     matched.push_back(int(text.size()));
-                    text.push_back("this is " + doc_names[j] + ".");
+                    text.push_back(doc_names[j] + ".");
                 }
                 text.push_back(fillers[g.below(4)]);
                 std::vector<std::size_t> order(scenes.size());
@@ -362,6 +427,16 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                 for (std::size_t j : order) {
                     const bool many = scenes[j].objects.size() > 1;
                     text.push_back(reference(scenes[j]) + (many ? " are " : " is ") + doc_names[j] + ".");
+                }
+                // revisits: a new drawing of a kind named above, its name right after it (the
+                // document's own in-context naming; a pair or MMC4-pair cannot predict the name)
+                const std::size_t named = scenes.size();
+                for (int v = 0; v < o.revisits; ++v) {
+                    const std::size_t j = std::size_t(g.below(named));
+                    const object& k = scenes[j].objects.front();
+                    scenes.push_back(count_scene(g, k.shape, k.colour, int(g.below(2)), 1 + int(g.below(4))));
+                    matched.push_back(int(text.size()));
+                    text.push_back(doc_names[j] + ".");
                 }
                 for (std::size_t j = 0; j < scenes.size(); ++j) {
                     char name[48];
@@ -443,11 +518,31 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
             }
             w.jsonl("text/knowledge.jsonl", text);
             w.jsonl("text/flan.jsonl", flan);
+
+            // stage 0: copy sequences (a random word sequence, then the same again) and text
+            // in-context episodes, the data that makes a small LLM form induction heads
+            std::vector<nlohmann::json> copy, episodes;
+            for (int i = 0; i < o.copy_rows; ++i) {
+                std::string seq;
+                const int n = 4 + int(g.below(7));
+                for (int k = 0; k < n; ++k) seq += " " + made_up_word(g);
+                copy.push_back({{"text", seq + "." + seq + "."}});
+            }
+            for (int i = 0; i < o.text_icl_rows; ++i) episodes.push_back({{"text", make_text_episode(g, o.icl_shots, o.icl_shots).text}});
+            w.jsonl("text/copy.jsonl", copy);
+            w.jsonl("text/icl.jsonl", episodes);
+            // the world described in words, without pictures: the LLM reads how scenes are
+            // talked about before any image reaches it
+            rng d(o.seed, 6);
+            std::vector<nlohmann::json> descriptions;
+            for (int i = 0; i < o.descriptions; ++i)
+                descriptions.push_back({{"text", caption(d.below(3) == 0 ? random_pair_scene(d) : random_count_scene(d))}});
+            w.jsonl("text/descriptions.jsonl", descriptions);
         }
         // held-out evaluation
         {
             rng g(o.seed, 5);
-            nlohmann::json vqa = nlohmann::json::array();
+            nlohmann::json vqa = nlohmann::json::array(), captions = nlohmann::json::array();
             for (int i = 0; i < o.eval_vqa; ++i) {
                 const scene s = g.below(3) == 0 ? random_pair_scene(g) : random_count_scene(g);
                 char name[32];
@@ -456,12 +551,15 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                 const qa q = question(s, g);
                 vqa.push_back({{"id", "vqa-" + std::to_string(i)}, {"image", name}, {"answer", q.answer},
                                {"conversations", {{{"from", "human"}, {"value", "<image>\n" + q.question}}, {{"from", "gpt"}, {"value", q.answer + "."}}}}});
+                const std::string cap = caption(s);
+                captions.push_back({{"id", "caption-" + std::to_string(i)}, {"image", name}, {"answer", cap},
+                                    {"conversations", {{{"from", "human"}, {"value", "<image>\nDescribe the picture."}}, {{"from", "gpt"}, {"value", cap}}}}});
             }
             w.json("eval/vqa.json", vqa);
+            w.json("eval/captions.json", captions);  // the same held-out pictures, described
 
-            // k-shot episodes: "this is NAME." after each demonstration; the query's answer is
+            // k-shot episodes: "NAME." right after each demonstration; the query's answer is
             // the name of the demonstration with the same kind of object
-            namer names(g);
             std::vector<nlohmann::json> icl;
             for (int e = 0; e < o.eval_icl; ++e) {
                 std::vector<scene> shots;
@@ -471,7 +569,10 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                     scene s = random_count_scene(g);
                     if (!kinds.insert({s.objects[0].shape, s.objects[0].colour}).second) continue;
                     shots.push_back(std::move(s));
-                    episode_names.push_back(names.next());
+                    std::string name;
+                    do name = made_up_word(g);
+                    while (std::find(episode_names.begin(), episode_names.end(), name) != episode_names.end());
+                    episode_names.push_back(std::move(name));
                 }
                 const std::size_t target = std::size_t(g.below(std::uint64_t(o.icl_shots)));
                 const object& t = shots[target].objects.front();
@@ -483,11 +584,11 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                     std::snprintf(name, sizeof name, "icl%05d_%zu.png", e, j);
                     w.image(std::string("eval/images/") + name, draw(j < shots.size() ? shots[j] : query, S, g));
                     files.push_back(name);
-                    // as a rendered MMC4 document reads: "<image>\nthis is blick.<image>\nthis is dax. ..."
-                    prompt += j < shots.size() ? "<image>\nthis is " + episode_names[j] + "." : "<image>\nthis is";
+                    // as a rendered MMC4 document reads: "<image>\nblick. <image>\ndax. ... <image>\n"
+                    prompt += j < shots.size() ? "<image>\n" + episode_names[j] + ". " : "<image>\n";
                 }
                 icl.push_back({{"id", "icl-" + std::to_string(e)}, {"image", files}, {"shots", o.icl_shots}, {"prompt", prompt},
-                               {"answer", episode_names[target]}, {"choices", episode_names}});
+                               {"answer", episode_names[target]}, {"choices", episode_names}, {"separator", ""}});
             }
             w.jsonl("eval/icl.jsonl", icl);
 
@@ -509,18 +610,32 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                               {"choices", choices}, {"answer", at}});
             }
             w.jsonl("eval/text_mc.jsonl", mc);
+
+            // text in-context episodes: the strict test of the LLM's in-context ability
+            std::vector<nlohmann::json> text_icl;
+            for (int i = 0; i < o.eval_text_icl; ++i) {
+                const text_episode e = make_text_episode(g, o.icl_shots, 0);
+                text_icl.push_back({{"id", "text-icl-" + std::to_string(i)}, {"prompt", e.text}, {"choices", e.labels}, {"answer", e.answer},
+                                    {"separator", ""}});
+            }
+            w.jsonl("eval/text_icl.jsonl", text_icl);
         }
         w.json("registry.json", {{"coyo", {{"format", "webdataset"}, {"path", "pairs"}, {"pack", 4}}},
                                  {"mmc4", {{"format", "mmc4"}, {"path", "mmc4/docs.jsonl"}, {"image_folder", "mmc4/images"}}},
                                  {"mmc4_pairs", {{"format", "mmc4-pairs"}, {"path", "mmc4/docs.jsonl"}, {"image_folder", "mmc4/images"}}},
                                  {"llava", {{"format", "llava"}, {"path", "llava/sft.json"}}},
                                  {"flan", {{"format", "instructions"}, {"path", "text/flan.jsonl"}}},
-                                 {"knowledge", {{"format", "text"}, {"path", "text/knowledge.jsonl"}}}});
+                                 {"knowledge", {{"format", "text"}, {"path", "text/knowledge.jsonl"}}},
+                                 {"copy", {{"format", "text"}, {"path", "text/copy.jsonl"}}},
+                                 {"text_icl", {{"format", "text"}, {"path", "text/icl.jsonl"}}},
+                                 {"descriptions", {{"format", "text"}, {"path", "text/descriptions.jsonl"}}}});
         w.json("world.json", {{"generator", "vila::data::synthetic::write_world"}, {"seed", o.seed}, {"image_size", S},
                               {"pairs", o.pairs}, {"shards", o.shards}, {"documents", o.documents},
-                              {"images_per_document", o.images_per_document}, {"sft_images", o.sft_images}, {"sft_rows", o.sft_rows},
+                              {"images_per_document", o.images_per_document}, {"revisits", o.revisits}, {"sft_images", o.sft_images}, {"sft_rows", o.sft_rows},
                               {"countries", o.countries}, {"flan_countries", o.flan_countries}, {"eval_vqa", o.eval_vqa},
-                              {"eval_icl", o.eval_icl}, {"icl_shots", o.icl_shots}, {"eval_text", o.eval_text}});
+                              {"eval_icl", o.eval_icl}, {"icl_shots", o.icl_shots}, {"eval_text", o.eval_text},
+                              {"copy_rows", o.copy_rows}, {"text_icl_rows", o.text_icl_rows}, {"descriptions", o.descriptions},
+                              {"eval_text_icl", o.eval_text_icl}});
         std::error_code ec;
         fs::rename(tmp, dir, ec);
         if (ec) throw io_error("cannot move the world into " + dir.string() + ": " + ec.message());

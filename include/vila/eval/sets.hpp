@@ -4,8 +4,9 @@
 //             "..." | ["...", x10]}: the question is the first human turn (VILA's <image> marks
 //             applied), the references "answer" or else the first gpt turn
 //   choice    JSONL {"prompt" or "question", "choices": [...], "answer": index | text,
-//             "image": [...]?}: continuations " <choice><suffix>" (suffix "." unless the row
-//             says otherwise); a "question" is put in the chat template's prompt, a "prompt" is
+//             "image": [...]?}: continuations "<separator><choice><suffix>" (separator " " and
+//             suffix "." unless the row says otherwise: an episode whose prompt ends in "\n"
+//             gives separator ""); a "question" is put in the chat template's prompt, a "prompt" is
 //             used as it is (in-context episodes are pre-training text)
 //   text      any data source (data/open.hpp) rendered for perplexity
 #pragma once
@@ -59,14 +60,20 @@ inline std::vector<choice_item> read_choices(const std::filesystem::path& file, 
         if (!row.is_object()) throw format_error(where + ": a row should be an object");
         choice_item it;
         it.id = row.contains("id") ? (row["id"].is_string() ? row["id"].get<std::string>() : row["id"].dump()) : std::to_string(i);
-        const std::string suffix = row.value("suffix", std::string("."));
+        std::string suffix, separator;
+        try {
+            suffix = row.value("suffix", std::string("."));
+            separator = row.value("separator", std::string(" "));
+        } catch (const nlohmann::json::exception&) {
+            throw format_error(where + ": \"suffix\" and \"separator\" should be strings");
+        }
         const auto ch = row.find("choices");
         if (ch == row.end() || !ch->is_array() || ch->empty()) throw format_error(where + ": a row needs a non-empty \"choices\" list");
         std::vector<std::string> names;
         for (const auto& c : *ch) {
             if (!c.is_string()) throw format_error(where + ": \"choices\" should be strings");
             names.push_back(c.get<std::string>());
-            it.choices.push_back(" " + names.back() + suffix);
+            it.choices.push_back(separator + names.back() + suffix);
         }
         const auto a = row.find("answer");
         if (a == row.end()) throw format_error(where + ": no \"answer\"");
@@ -74,6 +81,7 @@ inline std::vector<choice_item> read_choices(const std::filesystem::path& file, 
         else if (a->is_string()) it.answer = std::size_t(std::find(names.begin(), names.end(), a->get<std::string>()) - names.begin());
         else throw format_error(where + ": \"answer\" should be a choice's index or text");
         if (it.answer >= names.size()) throw format_error(where + ": the answer is not one of the choices");
+        it.answer_text = names[it.answer];
         if (row.contains("prompt")) {
             it.prompt = data::detail::string_field(row, "prompt", where);
         } else {

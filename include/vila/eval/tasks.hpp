@@ -4,8 +4,14 @@
 //               MMLU-style, k-shot in-context episodes): the sum over the option's tokens
 //   perplexity  exp of the mean next-token loss over the samples' labeled tokens
 //   vqa         greedy generation after a chat-template prompt, scored by vqa_score()
+//   caption     greedy captions scored with BLEU-4 and CIDEr-D against the references
+//   exact       the strict test: greedy generation (argmax over the whole vocabulary) after a
+//               choice item's prompt (trailing whitespace moved into the generation), cut at
+//               the first "." or newline after its leading whitespace, equal to the answer
+//               (forgetting shows first as format drift, which log-likelihood choice misses)
 // Each returns a plain result struct (the accuracy or perplexity, counts, per-item predictions).
 #pragma once
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -79,6 +85,7 @@ struct choice_item {
     std::size_t answer = 0;
     std::vector<data::image_ref> images;
     bool add_special_tokens = true;  // the tokenizer's BOS first (false: the prompt writes its own, llama_3)
+    std::string answer_text;         // the right choice as the file writes it (for exact())
 };
 struct choice_result {
     double accuracy = 0;
@@ -160,6 +167,37 @@ struct vqa_result {
     std::vector<std::string> predictions;
 };
 
+/// The greedy continuation of `text` (with "<image>" marks, after the tokenizer's special prefix
+/// when `add_special_tokens`), decoded, without its EOS.
+template <class Model>
+std::string greedy_text(Model& m, const tokenizer::tokenizer& tok, const std::string& text, bool add_special_tokens, const tensor<float>& pixels,
+                        std::int32_t image_token, int max_new_tokens) {
+    llm::generate_options o;
+    o.max_new_tokens = max_new_tokens;
+    if (tok.eos_id()) o.stop_tokens.push_back(*tok.eos_id());
+    std::vector<std::int32_t> ids;
+    if (add_special_tokens) ids = tok.special_prefix();
+    const auto body = tokenizer::encode_with_images(tok, text, image_token);
+    ids.insert(ids.end(), body.begin(), body.end());
+    auto out = generate_ids(m, ids, pixels, o);
+    if (!out.empty() && tok.eos_id() && out.back() == *tok.eos_id()) out.pop_back();
+    return tok.decode(out, true);
+}
+
+/// Greedy answers to items' questions after the chat template's prompt (`conv`).
+template <class Model>
+std::vector<std::string> answer_all(Model& m, const tokenizer::tokenizer& tok, const std::vector<vqa_item>& items, std::int32_t image_token,
+                                    const std::string& conv, const vision::image_processor* processor, int max_new_tokens,
+                                    const std::function<void(std::size_t)>& progress) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const auto p = tokenizer::render_prompt(conv, items[i].question);
+        out.push_back(greedy_text(m, tok, p.text, p.add_special_tokens, load_pixels(items[i].images, processor), image_token, max_new_tokens));
+        if (progress) progress(i + 1);
+    }
+    return out;
+}
+
 /// Answers each question by greedy generation after the chat template's prompt (`conv`: none,
 /// vicuna_v1, llama_3, plain) and scores it with vqa_score().
 template <class Model>
@@ -167,26 +205,90 @@ vqa_result vqa(Model& m, const tokenizer::tokenizer& tok, const std::vector<vqa_
                const std::string& conv, const vision::image_processor* processor = nullptr, int max_new_tokens = 16,
                const std::function<void(std::size_t)>& progress = nullptr) {
     vqa_result r;
-    llm::generate_options o;
-    o.max_new_tokens = max_new_tokens;
-    if (tok.eos_id()) o.stop_tokens.push_back(*tok.eos_id());
+    r.predictions = answer_all(m, tok, items, image_token, conv, processor, max_new_tokens, progress);
     double sum = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) sum += vqa_score(r.predictions[i], items[i].answers);
+    r.items = items.size();
+    r.accuracy = r.items ? sum / double(r.items) : 0;
+    return r;
+}
+
+/// Lower-case words without punctuation: the pre-tokenization captions get before BLEU and
+/// CIDEr (pycocoevalcap runs the PTB tokenizer, which also drops punctuation).
+inline std::string caption_words(const std::string& s) {
+    std::string out;
+    bool space = true;
+    for (char c : s) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || u >= 0x80 || c == '\'') {
+            out += char(std::tolower(u));
+            space = false;
+        } else if (!space) {
+            out += ' ';
+            space = true;
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+struct caption_result {
+    double bleu4 = 0, cider = 0;
+    std::size_t items = 0;
+    std::vector<std::string> predictions;
+};
+/// Greedy captions (the items' questions are the captioning prompts, the answers the reference
+/// captions) scored with BLEU-4 and CIDEr-D after caption_words().
+template <class Model>
+caption_result caption(Model& m, const tokenizer::tokenizer& tok, const std::vector<vqa_item>& items, std::int32_t image_token,
+                       const std::string& conv, const vision::image_processor* processor = nullptr, int max_new_tokens = 32,
+                       const std::function<void(std::size_t)>& progress = nullptr) {
+    caption_result r;
+    r.predictions = answer_all(m, tok, items, image_token, conv, processor, max_new_tokens, progress);
+    std::vector<std::string> hyps;
+    std::vector<std::vector<std::string>> refs;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        hyps.push_back(caption_words(r.predictions[i]));
+        refs.emplace_back();
+        for (const auto& a : items[i].answers) refs.back().push_back(caption_words(a));
+    }
+    r.items = items.size();
+    if (r.items) {
+        r.bleu4 = bleu(hyps, refs, 4)[3];
+        r.cider = eval::cider(hyps, refs).score;
+    }
+    return r;
+}
+
+struct exact_result {
+    double accuracy = 0;
+    std::size_t items = 0, correct = 0;
+    std::vector<std::string> predictions;
+};
+/// The strict metric: the greedy continuation of each choice item's prompt, cut at its first
+/// "." or newline and trimmed, must equal the item's answer_text.
+template <class Model>
+exact_result exact(Model& m, const tokenizer::tokenizer& tok, const std::vector<choice_item>& items, std::int32_t image_token,
+                   const vision::image_processor* processor = nullptr, int max_new_tokens = 8,
+                   const std::function<void(std::size_t)>& progress = nullptr) {
+    exact_result r;
     for (std::size_t i = 0; i < items.size(); ++i) {
         const auto& it = items[i];
-        const auto p = tokenizer::render_prompt(conv, it.question);
-        std::vector<std::int32_t> ids;
-        if (p.add_special_tokens) ids = tok.special_prefix();
-        const auto body = tokenizer::encode_with_images(tok, p.text, image_token);
-        ids.insert(ids.end(), body.begin(), body.end());
-        auto out = generate_ids(m, ids, load_pixels(it.images, processor), o);
-        if (!out.empty() && tok.eos_id() && out.back() == *tok.eos_id()) out.pop_back();
-        const std::string answer = tok.decode(out, true);
-        sum += vqa_score(answer, it.answers);
-        r.predictions.push_back(answer);
+        // the prompt's trailing whitespace moves into the generation (a tokenizer may join it with
+        // the next word: " blick"), and the generation's leading whitespace is dropped
+        std::string prompt = it.prompt;
+        while (!prompt.empty() && std::isspace(static_cast<unsigned char>(prompt.back()))) prompt.pop_back();
+        std::string out = greedy_text(m, tok, prompt, it.add_special_tokens, load_pixels(it.images, processor), image_token, max_new_tokens);
+        const auto b = out.find_first_not_of(" \n\t\r");
+        out = b == std::string::npos ? std::string() : out.substr(b);
+        out = out.substr(0, out.find_first_of(".\n"));
+        while (!out.empty() && out.back() == ' ') out.pop_back();
+        r.correct += out == it.answer_text;
+        r.predictions.push_back(std::move(out));
         ++r.items;
         if (progress) progress(i + 1);
     }
-    r.accuracy = r.items ? sum / double(r.items) : 0;
+    r.accuracy = r.items ? double(r.correct) / double(r.items) : 0;
     return r;
 }
 
