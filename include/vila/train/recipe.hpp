@@ -142,7 +142,9 @@ struct stage_settings {
     /// Sets the fields `j` names; an unknown key or a wrong type is a config_error naming `where`.
     void apply(const nlohmann::json& j, const std::string& where) {
         if (!j.is_object()) throw config_error(where + ": a stage's settings are an object {\"steps\": 100, ...}");
-        for (const auto& [k, v] : j.items()) {
+        for (const auto& item : j.items()) {  // (no structured binding: clang 14 cannot capture one in the lambdas)
+            const std::string k = item.key();
+            const nlohmann::json& v = item.value();
             const std::string at = where + ": " + k;
             auto num = [&](double lo, double hi) {
                 if (!v.is_number()) throw config_error(at + " should be a number, got " + v.dump());
