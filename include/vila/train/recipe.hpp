@@ -83,10 +83,13 @@ struct sft_stage {
     using freeze = freeze::sft;
 };
 
+namespace detail {
+/// A null pointer per stage type: the stages as values, to fold over without constructing them.
 template <class... S>
-std::tuple<S*...> detail_pointers(std::tuple<S...>*) {
+std::tuple<S*...> stage_pointers(std::tuple<S...>*) {
     return {static_cast<S*>(nullptr)...};
 }
+}  // namespace detail
 
 /// A recipe: its stages in order.
 template <class... Stages>
@@ -311,7 +314,7 @@ struct run_result {
 template <class Recipe>
 std::vector<std::string> stage_names() {
     return std::apply([](auto*... s) { return std::vector<std::string>{std::remove_pointer_t<decltype(s)>::name...}; },
-                      detail_pointers(static_cast<typename Recipe::list*>(nullptr)));
+                      detail::stage_pointers(static_cast<typename Recipe::list*>(nullptr)));
 }
 
 /// The folder of stage `index` (0-based) named `name`: RUN/01-align.

@@ -76,6 +76,13 @@ inline std::size_t make_world_model(const std::filesystem::path& world, const st
     for (const char* conv : {"vicuna_v1", "plain"}) bpe.feed(tokenizer::render_prompt(conv, "What is it?").text);
     const auto tok_dir = out.string() + ".tokenizer-tmp";
     fs::remove_all(tok_dir);
+    struct remove_on_exit {  // the scratch tokenizer folder goes, whether this returns or throws
+        std::string dir;
+        ~remove_on_exit() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    } scratch{tok_dir};
     bpe.train_and_save(tok_dir);
     {  // newline reads as a space: a name then follows its picture directly ("<image>\nblick." is
        // "<image> blick."), with nothing between key and label (SCIENCE.md, rule 3)
@@ -141,7 +148,6 @@ inline std::size_t make_world_model(const std::filesystem::path& world, const st
         for (double x : {0.26862954, 0.26130258, 0.27577711}) pc["image_std"].push_back(x);
         io::write_json(tmp / "vision_tower" / "preprocessor_config.json", pc);
     });
-    fs::remove_all(tok_dir);
     return vocab;
 }
 
