@@ -28,8 +28,9 @@ static_assert(R::pretrain_frozen_llm_stage::freeze::trains({train::part::project
               "Table 1's control trains the projector only");
 static_assert(!R::align_stage::freeze::trains({train::part::llm}, "") && R::pretrain_stage::freeze::trains({train::part::llm}, ""),
               "stage 1 freezes the LLM, stage 2 trains it");
-static_assert(R::vision_stage::freeze::trains({train::part::vision}, "") && !R::vision_stage::freeze::trains({train::part::llm}, ""),
-              "the world's vision stage trains the tower through a frozen LLM");
+static_assert(R::vision_stage::freeze::trains({train::part::vision}, "") && R::vision_stage::freeze::trains({train::part::llm}, "") &&
+                  R::detail::keeps_only_vision_tower<R::vision_stage>::value && !R::detail::keeps_only_vision_tower<R::align_stage>::value,
+              "the world's vision stage trains a whole captioner and keeps only its tower");
 
 TEST_CASE("recipe presets carry VILA's stages and learning rates") {
     const auto paper = R::preset("vila3", "paper");
@@ -187,7 +188,7 @@ TEST_CASE("a recipe runs its stages in order from a world-built model, skips com
     REQUIRE(tok.eos_id());
     CHECK(tok.decode(tok.encode("the red circles are blick.", false)) == "the red circles are blick.");
     CHECK(model::read_layout(dir / "init").projector_type == "mlp_downsample");
-    CHECK(train::world_vlm::load(dir / "init").tokens_per_image() == 1);  // one token per picture
+    CHECK(train::world_vlm::load(dir / "init").tokens_per_image() == 4);  // 4 x 4 patches, 2 x 2 downsampled
     CHECK_THROWS_AS(train::make_world_model(dir / "nowhere", dir / "init2", mo), io_error);
 
     auto stages = R::preset("vila3-from-scratch", "ci");
@@ -216,6 +217,22 @@ TEST_CASE("a recipe runs its stages in order from a world-built model, skips com
         // each stage started from the previous stage's model
         const auto from = io::read_json(sd / "config.json").at("from").get<std::string>();
         CHECK(fs::path(from) == fs::absolute(i == 0 ? dir / "init" : R::stage_dir(o.run_dir, i - 1, stages[i - 1].name) / "final"));
+    }
+    // the vision stage trained a captioner but kept only its tower: its model is the text
+    // stage's LLM and projector with a new tower
+    {
+        auto text = train::world_vlm::load(R::stage_dir(o.run_dir, 1, "text") / "final");
+        auto vision = train::world_vlm::load(R::stage_dir(o.run_dir, 2, "vision") / "final");
+        auto values = [](auto& part) {
+            std::vector<float> v;
+            part.for_each_parameter([&](const std::string&, param<float>& p) { for (float x : p.value.to_host()) v.push_back(x); });
+            return v;
+        };
+        CHECK(values(text.llm) == values(vision.llm));
+        CHECK(values(text.projector) == values(vision.projector));
+        CHECK(values(text.vision) != values(vision.vision));
+        CHECK(fs::exists(R::stage_dir(o.run_dir, 2, "vision") / "final" / "llm" / "tokenizer.json"));
+        CHECK(fs::exists(R::stage_dir(o.run_dir, 2, "vision") / "final" / "vision_tower" / "preprocessor_config.json"));
     }
     // the frozen parts did not move: stage 1 (align) changed only the projector
     {

@@ -8,8 +8,11 @@
 // rule 3; measured here too: 13% strict text ICL after stage 0 with the newline, chance 25%).
 // The defaults follow what made a prototype of the experiment work (SCIENCE.md): an LLM of width
 // 128 with 2 layers (induction needs two) and 4 heads, token embeddings N(0, 1); a CLIP-style
-// tower on the world's 64 px pictures with 32 px patches (2 x 2 patches) and the 2 x 2
-// downsampling projector, so that each picture is one token in the LLM's sequence.
+// tower on the world's 64 px pictures with 16 px patches (4 x 4 patches) and the 2 x 2
+// downsampling projector, so that each picture is four tokens in the LLM's sequence. (32 px
+// patches, one token per picture, were tried first: a tower trained from nothing with them did
+// not learn colour or shape from 20k captions; with 16 px patches it captions held-out pictures
+// at BLEU-4 0.8 after 800 steps.)
 #pragma once
 #include <algorithm>
 #include <filesystem>
@@ -36,8 +39,12 @@ struct world_model_options {
     std::size_t vocab_size = 1024;
     index_t llm_width = 128, llm_layers = 2, llm_heads = 4, llm_mlp = 512, max_positions = 256;
     index_t vision_width = 128, vision_layers = 2, vision_heads = 4, vision_mlp = 512;
-    index_t image_size = 64, patch_size = 32;
+    index_t image_size = 64, patch_size = 16;
     double embedding_std = 1.0;
+    /// Rows read per training file for the tokenizer: the stage-0 files hold 10^5 rows of made-up
+    /// words that would otherwise take every merge, leaving the world's English words ("green",
+    /// "circles") split into letters, which made captions and answers many tokens long.
+    std::size_t tokenizer_rows_per_file = 2000;
 };
 
 namespace detail {
@@ -63,7 +70,7 @@ inline std::size_t make_world_model(const std::filesystem::path& world, const st
                           "mmc4/docs.jsonl", "llava/sft.json"}) {
         if (!fs::exists(world / f)) continue;
         const data::json_rows rows(world / f);
-        for (std::size_t i = 0; i < rows.size(); ++i) {
+        for (std::size_t i = 0; i < std::min(rows.size(), o.tokenizer_rows_per_file); ++i) {
             std::vector<std::string> texts;
             detail::strings_of(rows.row(i), texts);
             for (auto& t : texts) {
