@@ -14,8 +14,8 @@ namespace fs = std::filesystem;
 
 namespace {
 fs::path tmp_dir() {
-    static const auto d = test::scratch_dir("vila_test_safetensors");
-    return d;
+    static const test::scratch_folder d("vila_test_safetensors");
+    return d.path;
 }
 /// Writes a file with a hand-made header and `data_bytes` bytes of data.
 fs::path craft(const std::string& name, const std::string& header, std::size_t data_bytes, long long declared_len = -1) {

@@ -24,6 +24,19 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
     std::filesystem::create_directories(d);
     return d;
 }
+/// A scratch folder that removes itself: for a folder a test file keeps in a static for the whole
+/// process (ctest runs each case in a process of its own, so a static folder left behind per
+/// case piles up in /tmp).
+struct scratch_folder {
+    std::filesystem::path path;
+    explicit scratch_folder(const std::string& name) : path(scratch_dir(name)) {}
+    scratch_folder(const scratch_folder&) = delete;
+    scratch_folder& operator=(const scratch_folder&) = delete;
+    ~scratch_folder() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
 
 /// Parsed once per process.
 inline const nlohmann::json& load_json_fixture(const std::string& name) {
