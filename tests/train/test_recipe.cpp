@@ -188,7 +188,8 @@ TEST_CASE("a recipe runs its stages in order from a world-built model, skips com
     REQUIRE(tok.eos_id());
     CHECK(tok.decode(tok.encode("the red circles are blick.", false)) == "the red circles are blick.");
     CHECK(model::read_layout(dir / "init").projector_type == "mlp_downsample");
-    CHECK(train::world_vlm::load(dir / "init").tokens_per_image() == 4);  // 4 x 4 patches, 2 x 2 downsampled
+    CHECK(train::world_vlm::load(dir / "init").tokens_per_image() == 1);  // 2 x 2 patches, 2 x 2 downsampled
+    CHECK(model::load_image_processor(model::read_layout(dir / "init")).shortest_edge == 32);
     CHECK_THROWS_AS(train::make_world_model(dir / "nowhere", dir / "init2", mo), io_error);
 
     auto stages = R::preset("vila3-from-scratch", "ci");
