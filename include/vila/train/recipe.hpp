@@ -385,6 +385,7 @@ std::string run_stage(const std::filesystem::path& from, const stage_settings& s
     to.keep_last = 1;
     to.tokenizer_dir = L.tokenizer_dir();
     to.preprocessor_file = L.preprocessor_file();
+    to.save_final = !keeps_only_vision_tower<Stage>::value;  // that stage writes its own final/ below
     to.run_config = st.to_json();
     to.run_config["from"] = fs::absolute(from).string();
     param_groups g;
@@ -407,7 +408,7 @@ std::string run_stage(const std::filesystem::path& from, const stage_settings& s
     const fit_result res = t.fit(sampler);
     if (!res.stopped.empty()) return "stage " + std::to_string(index + 1) + " " + st.name + ": " + res.stopped;
     if constexpr (keeps_only_vision_tower<Stage>::value) {
-        // final/ becomes the input model with the trained tower (idempotent: a rerun after an
+        // final/ is the input model with the trained tower (idempotent: a rerun after an
         // interruption here resumes the finished trainer and writes the same folder again)
         Model out = Model::load(L);
         using tensor_t = typename Model::tensor_t;
