@@ -23,56 +23,6 @@ const char* const recipe_usage_text =
     "  the world's held-out sets are evaluated (with --world) and a table is printed; RUN/results.json\n"
     "  keeps it. Run the same command again to continue an interrupted recipe.\n";
 
-/// The synthetic world sized for a recipe run (`size` ci: small and quick to write).
-inline vila::data::synthetic::world_options recipe_world(const std::string& size, std::uint64_t seed) {
-    vila::data::synthetic::world_options w;
-    w.seed = seed;
-    if (size == "ci") return w;
-    w.pairs = 3000;
-    w.shards = 4;
-    w.documents = 1500;
-    w.images_per_document = 4;
-    w.revisits = 2;
-    w.sft_images = 1000;
-    w.sft_rows = 3000;
-    w.flan_countries = 20;
-    w.eval_vqa = 200;
-    w.eval_icl = 100;
-    w.eval_text = 60;
-    w.eval_text_icl = 100;
-    w.copy_rows = 40000;      // stage 0 must not see an episode twice: a small LLM memorises
-    w.text_icl_rows = 100000; // repeated sequences instead of learning to copy in context
-    w.descriptions = 3000;
-    return w;
-}
-
-/// The world's held-out sets on one model folder: one row of the table.
-nlohmann::json evaluate_world(const std::filesystem::path& model_dir, const std::filesystem::path& world, std::size_t limit) {
-    using namespace vila;
-    const auto L = model::read_layout(model_dir);
-    const auto tok = tokenizer::load(L.tokenizer_dir());
-    const auto proc = model::load_image_processor(L);
-    return model::visit_vlm_type(L, [&](auto tag) {
-        auto m = decltype(tag)::type::load(L);
-        auto cut = [&](auto v) {
-            if (limit && v.size() > limit) v.resize(limit);
-            return v;
-        };
-        nlohmann::json r;
-        const auto vqa_items = cut(eval::read_vqa(world / "eval" / "vqa.json"));
-        r["vqa"] = eval::vqa(m, tok, vqa_items, m.image_token_id, "vicuna_v1", &proc, 8).accuracy;
-        const auto cap = eval::caption(m, tok, cut(eval::read_vqa(world / "eval" / "captions.json")), m.image_token_id, "vicuna_v1", &proc, 16);
-        r["cider"] = cap.cider;
-        r["bleu4"] = cap.bleu4;
-        r["icl4"] = eval::choice(m, tok, cut(eval::read_choices(world / "eval" / "icl.jsonl", "none")), m.image_token_id, &proc).accuracy;
-        const auto text_icl = cut(eval::read_choices(world / "eval" / "text_icl.jsonl", "none"));
-        r["text_icl_strict"] = eval::exact(m, tok, text_icl, m.image_token_id, &proc, 6).accuracy;
-        r["text_icl"] = eval::choice(m, tok, text_icl, m.image_token_id, &proc).accuracy;
-        r["text_mc"] = eval::choice(m, tok, cut(eval::read_choices(world / "eval" / "text_mc.jsonl", "vicuna_v1")), m.image_token_id, &proc).accuracy;
-        return r;
-    });
-}
-
 void print_results_table(const nlohmann::json& rows) {
     std::printf("\n%-10s %7s %7s %7s %9s %10s %9s %8s\n", "stage", "VQA", "CIDEr", "BLEU-4", "4-shot", "text ICL", "(choice)", "text MC");
     for (const auto& r : rows)
@@ -124,7 +74,7 @@ int run_recipe(const std::string& recipe, const std::string& size, const std::fi
     if (!world_arg.empty() && !fs::exists(world_arg)) {
         std::printf("writing the synthetic world (seed %llu) into %s ...\n", (unsigned long long)seed, world_arg.c_str());
         std::fflush(stdout);
-        const auto sum = data::synthetic::write_world(world_arg, recipe_world(size, seed));
+        const auto sum = data::synthetic::write_world(world_arg, vila::data::synthetic::recipe_world(size, seed));
         std::printf("  %zu files, %zu pictures, %.1f MB\n", sum.files, sum.images, double(sum.bytes) / 1e6);
     }
     const fs::path registry = world_arg.empty() ? registry_arg : world_arg / "registry.json";
@@ -155,7 +105,9 @@ int run_recipe(const std::string& recipe, const std::string& size, const std::fi
             for (const auto& r : table)
                 if (r.value("index", -1) == int(i)) return;  // evaluated before the interruption
             const auto e0 = std::chrono::steady_clock::now();
-            nlohmann::json r = evaluate_world(model_dir, world_arg, eval_limit);
+            vila::eval::world_eval_options eo;
+            eo.limit = eval_limit;
+            nlohmann::json r = vila::eval::on_world(model_dir, world_arg, eo);
             r["stage"] = st.name;
             r["index"] = i;
             r["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();

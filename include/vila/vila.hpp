@@ -78,6 +78,7 @@
 #include "eval/metrics.hpp"
 #include "eval/sets.hpp"
 #include "eval/tasks.hpp"
+#include "eval/world.hpp"
 
 #include "train/callbacks.hpp"
 #include "train/checkpoint.hpp"

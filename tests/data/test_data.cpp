@@ -504,3 +504,43 @@ TEST_CASE("the synthetic world is byte-identical for a seed, has the default siz
     CHECK_THROWS_AS(data::parse_mixture("copy:-1", w / "registry.json"), config_error);
     fs::remove_all(dir);
 }
+
+TEST_CASE("web_text adds unmatched passages of ordinary text to each document, which MMC4-pairs drops") {
+    const auto dir = scratch_dir("vila-world-web");
+    data::synthetic::world_options o;
+    o.documents = 20;
+    data::synthetic::write_world(dir / "plain", o);
+    o.web_text = 3;
+    data::synthetic::write_world(dir / "web", o);
+    o.web_text = 9;
+    CHECK_THROWS_AS(data::synthetic::write_world(dir / "bad", o), config_error);
+    const data::json_rows plain(dir / "plain" / "mmc4" / "docs.jsonl"), web(dir / "web" / "mmc4" / "docs.jsonl");
+    REQUIRE(plain.size() == web.size());
+    const auto reg = dir / "web" / "registry.json";
+    const auto interleaved = data::open_source(data::parse_mixture("mmc4", reg).at(0));
+    const auto pairs = data::open_source(data::parse_mixture("mmc4_pairs", reg).at(0));
+    std::size_t facts = 0, episodes = 0;
+    for (std::size_t d = 0; d < web.size(); ++d) {
+        const auto doc = web.row(d);
+        const auto& text = doc.at("text_list");
+        CHECK(text.size() == plain.row(d).at("text_list").size() + 3);
+        std::set<std::size_t> matched;
+        for (const auto& im : doc.at("image_info")) matched.insert(im.at("matched_text_index").get<std::size_t>());
+        std::string joined;
+        for (const auto& seg : interleaved->get(d).segments) joined += seg;
+        std::string pair_text;
+        for (const auto& seg : pairs->get(d).segments) pair_text += seg;
+        for (std::size_t t = text.size() - 3; t < text.size(); ++t) {
+            const std::string passage = text[t];
+            CHECK(matched.count(t) == 0);       // matched to no picture
+            CHECK(passage.front() != ' ');      // joined with one space, as every sentence
+            CHECK(joined.find(passage) != std::string::npos);
+            CHECK(pair_text.find(passage) == std::string::npos);
+            facts += passage.find("the capital of") != std::string::npos;
+            episodes += passage.find('\n') != std::string::npos;
+        }
+    }
+    CHECK(facts > 0);     // drawn from the stage-0 mixture: facts and episodes both appear
+    CHECK(episodes > 0);
+    fs::remove_all(dir);
+}

@@ -10,7 +10,9 @@
 //                 ("<image>\nblick."), and later sentences use the names by the pictures'
 //                 content ("the red circles are blick."): the text depends on earlier images, so
 //                 interleaving carries what pairs (and MMC4-pairs) do not; with `revisits`, new
-//                 drawings of named kinds come back with their names. The name follows its
+//                 drawings of named kinds come back with their names; with `web_text`, passages
+//                 of ordinary text (as the text LLM's own corpus) matched to no picture, as web
+//                 pages have and MMC4-pairs drops. The name follows its
 //                 picture directly (no "this is" between): with filler between key and label a
 //                 small LLM learns only "repeat some name seen before" (SCIENCE.md, rule 3)
 //   llava/        visual instructions: questions (colour, shape, count, size, relation),
@@ -299,6 +301,20 @@ inline text_episode make_text_episode(rng& g, int shots, int queries) {
     return e;
 }
 
+/// The made-up knowledge domain: per country its name, capital, flag colour and animal.
+inline std::vector<std::array<std::string, 4>> make_facts(rng& g, int countries) {
+    namer names(g);
+    const char* animals[] = {"owls", "foxes", "goats", "bees", "horses", "cats", "fish", "crows"};
+    std::vector<std::array<std::string, 4>> facts;
+    for (int c = 0; c < countries; ++c) facts.push_back({names.next(), names.next(), colour_names[g.below(6)], animals[g.below(8)]});
+    return facts;
+}
+/// The two ways the knowledge domain states a country's facts.
+inline std::string fact_text(const std::array<std::string, 4>& f, bool capital_first) {
+    if (!capital_first) return "the capital of " + f[0] + " is " + f[1] + ". the flag of " + f[0] + " is " + f[2] + ". in " + f[0] + " people keep " + f[3] + ".";
+    return f[1] + " is the capital of " + f[0] + ". people in " + f[0] + " keep " + f[3] + ", and their flag is " + f[2] + ".";
+}
+
 struct world_options {
     std::uint64_t seed = 0;
     int image_size = 64;
@@ -310,7 +326,40 @@ struct world_options {
     int eval_vqa = 60, eval_icl = 40, icl_shots = 4, eval_text = 30;
     int copy_rows = 2000, text_icl_rows = 4000, descriptions = 1000;  // stage 0 data
     int eval_text_icl = 40;
+    /// Passages of ordinary text per MMC4 document, matched to no picture, drawn as the text
+    /// LLM's own pre-training text is (text in-context episodes, facts, descriptions, copy
+    /// sequences): real MMC4 documents are web pages, ~122 text tokens per image against COYO's
+    /// ~23 (REFERENCE.md), much of it text like an LLM's corpus. The MMC4-pairs reader drops
+    /// them with the rest of the unmatched sentences, as VILA's ablation does. 0: none. Measured
+    /// with 2 (docs/results.md): it did not keep the LLM's text ability through interleaved
+    /// pre-training, and cost visual in-context learning on one seed; so the recipe's world has none.
+    int web_text = 0;
 };
+
+/// The world sized for a recipe run: "ci" the defaults above (small, quick to write), any other
+/// size the demo's (~31 MB, 10 700 pictures, ~15 s to write): stage 0 must not see an episode
+/// twice (a small LLM memorises repeated sequences instead of learning to copy in context).
+inline world_options recipe_world(const std::string& size, std::uint64_t seed) {
+    world_options w;
+    w.seed = seed;
+    if (size == "ci") return w;
+    w.pairs = 3000;
+    w.shards = 4;
+    w.documents = 1500;
+    w.images_per_document = 4;
+    w.revisits = 2;
+    w.sft_images = 1000;
+    w.sft_rows = 3000;
+    w.flan_countries = 20;
+    w.eval_vqa = 200;
+    w.eval_icl = 100;
+    w.eval_text = 60;
+    w.eval_text_icl = 100;
+    w.copy_rows = 40000;
+    w.text_icl_rows = 100000;
+    w.descriptions = 3000;
+    return w;
+}
 
 struct world_summary {
     std::size_t files = 0, images = 0, bytes = 0;
@@ -368,8 +417,8 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
     if (o.image_size < 16 || o.image_size > 1024) throw config_error("synthetic world: image_size must be within [16, 1024]");
     if (o.pairs < 1 || o.shards < 1 || o.documents < 1 || o.images_per_document < 1 || o.revisits < 0 || o.images_per_document + o.revisits > 6 || o.sft_images < 2 ||
         o.sft_rows < 1 || o.countries < 4 || o.flan_countries < 1 || o.flan_countries > o.countries || o.eval_vqa < 1 || o.eval_icl < 1 ||
-        o.icl_shots < 2 || o.icl_shots > 8 || o.eval_text < 1 || o.copy_rows < 0 || o.text_icl_rows < 0 || o.descriptions < 0 || o.eval_text_icl < 1)
-        throw config_error("synthetic world: a count is out of range (images_per_document + revisits 1-6, icl_shots 2-8, sft_images >= 2, countries >= 4)");
+        o.icl_shots < 2 || o.icl_shots > 8 || o.eval_text < 1 || o.copy_rows < 0 || o.text_icl_rows < 0 || o.descriptions < 0 || o.eval_text_icl < 1 || o.web_text < 0 || o.web_text > 8)
+        throw config_error("synthetic world: a count is out of range (images_per_document + revisits 1-6, icl_shots 2-8, sft_images >= 2, countries >= 4, web_text 0-8)");
     const fs::path tmp = dir.string() + ".tmp-" + std::to_string(::getpid());
     fs::remove_all(tmp);
     world_summary sum;
@@ -403,6 +452,20 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
             std::vector<nlohmann::json> docs;
             const char* openers[] = {"look at these pictures.", "we drew some shapes today.", "here is what we found.", "a few pictures follow."};
             const char* fillers[] = {"all of them are new.", "they are easy to tell apart.", "remember their names.", "each one has a name."};
+            rng gf(o.seed, 4);  // the knowledge domain's stream: the same facts as text/knowledge.jsonl
+            const auto facts = make_facts(gf, o.countries);
+            // ordinary text in the proportions of the text LLM's stage-0 mixture (recipe.hpp:
+            // text_icl 0.5, knowledge 0.25, descriptions 0.15, copy 0.1)
+            auto web_passage = [&](rng& g) -> std::string {
+                const std::uint64_t r = g.below(20);
+                if (r < 10) return make_text_episode(g, o.icl_shots, o.icl_shots).text.substr(1);  // without its leading space
+                if (r < 15) return fact_text(facts[std::size_t(g.below(std::uint64_t(o.countries)))], g.below(2) == 0);
+                if (r < 18) return caption(g.below(3) == 0 ? random_pair_scene(g) : random_count_scene(g));
+                std::string seq;
+                const int n = 4 + int(g.below(7));
+                for (int k = 0; k < n; ++k) seq += " " + made_up_word(g);
+                return seq.substr(1) + "." + seq + ".";
+            };
             for (int d = 0; d < o.documents; ++d) {
                 std::vector<scene> scenes;
                 std::vector<std::string> doc_names;
@@ -441,6 +504,7 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                     matched.push_back(int(text.size()));
                     text.push_back(doc_names[j] + ".");
                 }
+                for (int p = 0; p < o.web_text; ++p) text.push_back(web_passage(g));
                 for (std::size_t j = 0; j < scenes.size(); ++j) {
                     char name[48];
                     std::snprintf(name, sizeof name, "doc%05d_%zu.png", d, j);
@@ -497,17 +561,11 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
         std::vector<std::array<std::string, 4>> facts;  // country, capital, flag colour, animal
         {
             rng g(o.seed, 4);
-            namer names(g);
-            const char* animals[] = {"owls", "foxes", "goats", "bees", "horses", "cats", "fish", "crows"};
-            for (int c = 0; c < o.countries; ++c)
-                facts.push_back({names.next(), names.next(), colour_names[g.below(6)], animals[g.below(8)]});
+            facts = make_facts(g, o.countries);
             std::vector<nlohmann::json> text, flan;
             for (int c = 0; c < o.countries; ++c) {
-                const auto& f = facts[std::size_t(c)];
-                text.push_back({{"text", "the capital of " + f[0] + " is " + f[1] + ". the flag of " + f[0] + " is " + f[2] + ". in " + f[0] +
-                                             " people keep " + f[3] + "."}});
-                text.push_back({{"text", f[1] + " is the capital of " + f[0] + ". people in " + f[0] + " keep " + f[3] + ", and their flag is " +
-                                             f[2] + "."}});
+                text.push_back({{"text", fact_text(facts[std::size_t(c)], false)}});
+                text.push_back({{"text", fact_text(facts[std::size_t(c)], true)}});
             }
             for (int c = 0; c < o.flan_countries; ++c) {
                 const auto& f = facts[std::size_t(c)];
@@ -638,7 +696,7 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                               {"countries", o.countries}, {"flan_countries", o.flan_countries}, {"eval_vqa", o.eval_vqa},
                               {"eval_icl", o.eval_icl}, {"icl_shots", o.icl_shots}, {"eval_text", o.eval_text},
                               {"copy_rows", o.copy_rows}, {"text_icl_rows", o.text_icl_rows}, {"descriptions", o.descriptions},
-                              {"eval_text_icl", o.eval_text_icl}});
+                              {"eval_text_icl", o.eval_text_icl}, {"web_text", o.web_text}});
         std::error_code ec;
         fs::rename(tmp, dir, ec);
         if (ec) throw io_error("cannot move the world into " + dir.string() + ": " + ec.message());
