@@ -103,7 +103,7 @@ public:
         const R::stage_settings pretrain = presets[4], sft = presets[5];
 
         const auto shared_run = run<R::stages<R::copy_stage, R::text_stage, R::vision_stage, R::align_stage>>(init, shared, dir_ / "shared", "shared");
-        score("text", dir_ / "shared" / "02-text" / "final", world);  // the text LLM before any VLM stage
+        score("text", R::stage_dir(dir_ / "shared", 1, "text") / "final", world);  // the text LLM before any VLM stage
         for (const condition& c : conditions) {
             R::stage_settings p = pretrain, s = sft;
             p.data = c.pretrain;
@@ -113,15 +113,14 @@ public:
                 if (c.frozen_llm) run<R::stages<R::pretrain_frozen_llm_stage, R::sft_stage>>(shared_run, {p, s}, cdir, c.key);
                 else run<R::stages<R::pretrain_stage, R::sft_stage>>(shared_run, {p, s}, cdir, c.key);
             } else {
-                run<R::stages<R::sft_stage>>(dir_ / c.from / "01-pretrain" / "final", {s}, cdir, c.key);
+                run<R::stages<R::sft_stage>>(R::stage_dir(dir_ / c.from, 0, "pretrain") / "final", {s}, cdir, c.key);
             }
         }
         for (const condition& c : conditions) {
-            if (std::string(c.from).empty()) score(std::string(c.key) + "/pretrain", dir_ / c.key / "01-pretrain" / "final", world);
-            score(std::string(c.key) + "/sft", dir_ / c.key / (std::string(c.from).empty() ? "02-sft" : "01-sft") / "final", world);
+            const bool own_stage2 = std::string(c.from).empty();
+            if (own_stage2) score(std::string(c.key) + "/pretrain", R::stage_dir(dir_ / c.key, 0, "pretrain") / "final", world);
+            score(std::string(c.key) + "/sft", R::stage_dir(dir_ / c.key, own_stage2 ? 1 : 0, "sft") / "final", world);
         }
-        scores_["seconds_this_process"] = seconds_since(t0);
-        vila::io::write_json(dir_ / "scores.json", scores_);
         std::printf("seed %d: done in %.1f min\n", seed_, seconds_since(t0) / 60);
     }
 
@@ -453,7 +452,14 @@ int main(int argc, char** argv) {
         const int cores = std::max(1, int(std::thread::hardware_concurrency()));
         if (o.jobs == 0) o.jobs = std::min(o.seeds, cores);
         const int threads = std::max(1, cores / o.jobs);
-        if (o.overwrite) fs::remove_all(o.out);
+        if (o.overwrite && fs::exists(o.out)) {
+            // only a folder this program wrote (or an empty one): --out / --overwrite must not erase anything else
+            bool ours = fs::is_directory(o.out) && (fs::is_empty(o.out) || fs::exists(o.out / "results.json"));
+            if (fs::is_directory(o.out))
+                for (const auto& e : fs::directory_iterator(o.out)) ours = ours || e.path().filename().string().rfind("seed-", 0) == 0;
+            if (!ours) throw vila::config_error(o.out.string() + " does not look like a reproduce_vila folder (no seed-*/, no results.json): not removing it");
+            fs::remove_all(o.out);
+        }
         fs::create_directories(o.out);
         std::printf("reproduce_vila: %d seed%s (%d at a time, %d thread%s each), size %s, into %s\n", o.seeds, o.seeds == 1 ? "" : "s", o.jobs, threads,
                     threads == 1 ? "" : "s", o.size.c_str(), o.out.c_str());
