@@ -78,6 +78,42 @@ TEST_CASE("llama: logits, loss, gradients and 10 AdamW steps match transformers"
     }
 }
 
+TEST_CASE("llama: backward_loss computes the logits' gradient in their memory, and says so when they are read after it") {
+    auto model = llm::llama<float>::load(case_dir("llama_gqa"));
+    const io::safetensors_file ex(case_dir("llama_gqa") / "expected.safetensors");
+    const auto ids = read_ids(ex, "ids"), mask = read_ids(ex, "attention_mask"), labels = read_ids(ex, "labels");
+    model.forward(ids, &mask);
+    const float first = model.loss(labels).loss;
+    const auto logits = model.logits().to_host();
+    model.zero_grad();
+    model.backward_loss();
+    CHECK_THROWS_AS((void)model.logits(), vila::error);
+    CHECK_THROWS_AS(model.backward_loss(), vila::error);
+    CHECK_THROWS_AS(model.loss(labels), vila::error);
+    // a new forward gives the logits (and the loss) back, bit for bit
+    model.forward(ids, &mask);
+    CHECK(model.logits().to_host() == logits);
+    CHECK(model.loss(labels).loss == first);
+    // the gradient equals backward() from a separate dlogits buffer
+    std::vector<std::vector<float>> in_place;
+    model.for_each_parameter([&](const std::string&, param<float>& p) { in_place.push_back(p.grad.to_host()); });
+    tensor<float> lse, dlogits(model.logits().shape());
+    auto shifted = labels.to_host();
+    const index_t Bn = labels.dim(0), Tn = labels.dim(1);
+    for (index_t b = 0; b < Bn; ++b)
+        for (index_t t = 0; t < Tn; ++t) shifted[std::size_t(b * Tn + t)] = t + 1 < Tn ? labels.to_host()[std::size_t(b * Tn + t + 1)] : nn::ignore_index;
+    const auto targets = tensor<std::int32_t>::from_host(labels.shape(), shifted);
+    const auto ce = nn::cross_entropy_forward(model.logits(), targets, lse);
+    nn::cross_entropy_backward(model.logits(), targets, lse, ce.count, 1.0f, dlogits);
+    model.zero_grad();
+    model.backward(dlogits);
+    std::size_t i = 0;
+    model.for_each_parameter([&](const std::string& n, param<float>& p) {
+        CAPTURE(n);
+        CHECK(p.grad.to_host() == in_place[i++]);
+    });
+}
+
 TEST_CASE("llama: BF16 weights load exactly and match transformers within bf16 precision") {
     auto model = llm::llama<float>::load(case_dir("llama_gqa_bf16"));
     const io::safetensors_file w(case_dir("llama_gqa_bf16") / "model.safetensors");

@@ -116,9 +116,16 @@ tensor<T, B> run_case(const kernel_case<T, B>& c, const tensor<T, B>* dy = nullp
         tensor<T, B> lse;
         const auto res = nn::cross_entropy_forward(c.x("logits"), c.ints.at("targets"), lse);
         y = tensor<T, B>::from_host({}, {res.loss});
-        if (dy)
+        if (dy) {
             nn::cross_entropy_backward(c.x("logits"), c.ints.at("targets"), lse, res.count, dy->to_host().at(0),
                                        *grad("logits"));
+            // the in-place form (llama's backward_loss) writes the same gradient over the logits
+            tensor<T, B> in_place = c.x("logits");
+            nn::cross_entropy_backward_inplace(in_place, c.ints.at("targets"), lse, res.count, dy->to_host().at(0));
+            tensor<T, B> fresh(in_place.shape());
+            nn::cross_entropy_backward(c.x("logits"), c.ints.at("targets"), lse, res.count, dy->to_host().at(0), fresh);
+            CHECK(in_place.to_host() == fresh.to_host());
+        }
     } else {
         FAIL("unknown op in fixture: " << op);
     }

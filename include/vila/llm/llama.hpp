@@ -109,6 +109,7 @@ public:
     struct activations {
         ids_t ids, mask, positions, targets;  // copies of the inputs
         bool from_ids = false, masked = false;
+        bool logits_hold_gradient = false;  // set by backward_loss, which computes the gradient in place
         tensor_t h0, final_norm_out, logits, lse;
         typename nn::rms_norm<T, B>::cache c_norm;
         typename nn::linear<T, B>::cache c_head;
@@ -191,7 +192,10 @@ public:
     /// Token embeddings of ids (for a caller that splices other features in).
     void embed(const ids_t& ids, tensor_t& out) const { nn::embedding_forward(ids, embed_tokens.weight.value, out); }
 
-    const tensor_t& logits() const noexcept { return acts_.logits; }
+    const tensor_t& logits() const {
+        require_logits("logits");
+        return acts_.logits;
+    }
 
     /// One decoder layer, x [B, T, D] -> A.out. Training keeps A for layer_backward; inference
     /// passes `kv` (keys and values go to the cache, attention reads it) and may reuse A.
@@ -231,6 +235,7 @@ public:
     /// Next-token cross-entropy of the last forward: labels [B, T] are shifted left inside
     /// (HF's convention: position t predicts labels[t + 1]); -100 is ignored.
     nn::cross_entropy_result<T> loss(const ids_t& labels) {
+        require_logits("loss");
         check_shape("vila::llm::llama loss", "labels", labels.shape(), {acts_.logits.dim(0), acts_.logits.dim(1)});
         const auto h = labels.to_host();
         std::vector<std::int32_t> shifted(h.size(), nn::ignore_index);
@@ -246,11 +251,12 @@ public:
 
     /// Backward of the last loss() with d loss = scale (gradient accumulation over micro-batches
     /// passes each micro-batch's share of the labels; loss weighting its weight).
+    /// The logits' memory holds their gradient afterwards: logits() and loss() then need a new forward.
     void backward_loss(double scale = 1.0, tensor_t* d_embeds = nullptr) {
-        dlogits_.ensure_shape(acts_.logits.shape());
-        dlogits_.zero();
-        nn::cross_entropy_backward(acts_.logits, acts_.targets, acts_.lse, acts_.last_loss.count, T(scale), dlogits_);
-        backward(dlogits_, d_embeds);
+        require_logits("backward_loss");
+        nn::cross_entropy_backward_inplace(acts_.logits, acts_.targets, acts_.lse, acts_.last_loss.count, T(scale));
+        acts_.logits_hold_gradient = true;
+        backward(acts_.logits, d_embeds);
     }
 
     void backward_loss(tensor_t* d_embeds) { backward_loss(1.0, d_embeds); }
@@ -339,6 +345,7 @@ private:
             h = &acts_.layers[l].out;
         }
         head_forward(*h, acts_.final_norm_out, acts_.c_norm, acts_.c_head, acts_.logits);
+        acts_.logits_hold_gradient = false;
         return acts_.logits;
     }
 
@@ -385,10 +392,14 @@ private:
         tensor_t dn, dh_a, dh_b, dm, dg, du, dn2, dh1, da, dqr, dkr, dv, dq, dk, dn1;
     };
 
+    void require_logits(const char* what) const {
+        if (acts_.logits_hold_gradient)
+            throw error(std::string("vila::llm::llama ") + what + ": the last backward_loss overwrote the logits with their gradient; run forward again");
+    }
+
     tensor_t inv_freq_;
     activations acts_;
     gradient_scratch g_;
-    tensor_t dlogits_;
 };
 
 }  // namespace vila::llm

@@ -118,7 +118,7 @@ public:
     /// The spliced input embeddings [B, T', D] of the last forward (a generation prompt).
     const tensor_t& input_embeddings() const noexcept { return embeds_; }
     const model::splice_plan& plan() const noexcept { return plan_; }
-    const tensor_t& logits() const noexcept { return llm.logits(); }
+    const tensor_t& logits() const { return llm.logits(); }
 
     /// Next-token cross-entropy of the last forward over text positions (labels from the samples;
     /// image and padding positions ignored).
