@@ -14,6 +14,7 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +32,12 @@ struct world_eval_options {
     bool captions = true;      // the slowest set (16 generated tokens a picture)
 };
 
-inline nlohmann::json on_world(const std::filesystem::path& model_dir, const std::filesystem::path& world, const world_eval_options& o = {}) {
+// A template only so that a translation unit that includes this header without calling it does
+// not compile the VLM types it can load (every tower x projector, with generation: ~10 s per
+// test file).
+template <class Options = world_eval_options>
+nlohmann::json on_world(const std::filesystem::path& model_dir, const std::filesystem::path& world, const Options& o = {}) {
+    static_assert(std::is_same_v<Options, world_eval_options>, "vila::eval::on_world takes a world_eval_options");
     const auto L = model::read_layout(model_dir);
     const auto tok = tokenizer::load(L.tokenizer_dir());
     const auto proc = model::load_image_processor(L);
