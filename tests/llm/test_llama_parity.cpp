@@ -98,10 +98,11 @@ TEST_CASE("llama: backward_loss computes the logits' gradient in their memory, a
     std::vector<std::vector<float>> in_place;
     model.for_each_parameter([&](const std::string&, param<float>& p) { in_place.push_back(p.grad.to_host()); });
     tensor<float> lse, dlogits(model.logits().shape());
-    auto shifted = labels.to_host();
+    const auto h = labels.to_host();
+    auto shifted = h;
     const index_t Bn = labels.dim(0), Tn = labels.dim(1);
     for (index_t b = 0; b < Bn; ++b)
-        for (index_t t = 0; t < Tn; ++t) shifted[std::size_t(b * Tn + t)] = t + 1 < Tn ? labels.to_host()[std::size_t(b * Tn + t + 1)] : nn::ignore_index;
+        for (index_t t = 0; t < Tn; ++t) shifted[std::size_t(b * Tn + t)] = t + 1 < Tn ? h[std::size_t(b * Tn + t + 1)] : nn::ignore_index;
     const auto targets = tensor<std::int32_t>::from_host(labels.shape(), shifted);
     const auto ce = nn::cross_entropy_forward(model.logits(), targets, lse);
     nn::cross_entropy_backward(model.logits(), targets, lse, ce.count, 1.0f, dlogits);
