@@ -1,8 +1,8 @@
 // vila/vila.hpp — the umbrella header: everything in vila.hpp.
 //
-// Two parts need an explicit include because they bring third-party code along:
+// The Thrust backend needs an explicit opt-in because it brings third-party code along:
 //   vila/backend/thrust.hpp   (included here when VILA_USE_THRUST is defined; vila::thrust does)
-//   vila/vision/image.hpp     image decoding: compiles stb_image into the including file
+// Image decoding (vision/decode.hpp) links libjpeg, libpng and giflib: vila::vila brings them.
 #pragma once
 
 #include "config.hpp"

@@ -14,6 +14,6 @@ if [ -z "$out" ]; then
   "$NVCC" "${flags[@]}" -c "$here/kernels.cu" -o /tmp/vila_cuda_kernels.o
   echo "nvcc compile-only check: OK ($("$NVCC" --version | tail -1))"
 else
-  "$NVCC" "${flags[@]}" "$here/kernels.cu" -o "$out" -lcublas
+  "$NVCC" "${flags[@]}" "$here/kernels.cu" -o "$out" -lcublas -ljpeg -lpng -lgif
   echo "built $out"
 fi

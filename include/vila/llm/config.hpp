@@ -76,6 +76,7 @@ struct llama_config {
             throw config_error(file + ": " + key + ": " + why);
         };
         if (!j.is_object()) throw config_error(file + ": expected a JSON object");
+        const io::config_fields f(j, file);
         llama_config c;
         if (j.contains("architectures")) {
             if (!j["architectures"].is_array() || j["architectures"].empty() || !j["architectures"][0].is_string())
@@ -85,22 +86,13 @@ struct llama_config {
         if (c.architecture != "LlamaForCausalLM" && c.architecture != "Qwen2ForCausalLM" && c.architecture != "MistralForCausalLM")
             fail("architectures", "unsupported architecture '" + c.architecture +
                                       "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
-        c.model_type = j.value("model_type", c.architecture == "Qwen2ForCausalLM" ? std::string("qwen2") : std::string("llama"));
+        c.model_type = f.str("model_type", c.architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama");
         auto req_int = [&](const char* key) -> index_t {
             if (!j.contains(key)) fail(key, "missing (required)");
-            if (!j[key].is_number_integer() || j[key].get<long long>() <= 0) fail(key, "expected a positive integer, got " + j[key].dump());
-            return j[key].get<index_t>();
+            return index_t(f.integer(key, 0, 1, INT32_MAX));
         };
-        auto opt_num = [&](const char* key, double def) -> double {
-            if (!j.contains(key) || j[key].is_null()) return def;
-            if (!j[key].is_number()) fail(key, "expected a number, got " + j[key].dump());
-            return j[key].get<double>();
-        };
-        auto opt_bool = [&](const char* key, bool def) -> bool {
-            if (!j.contains(key) || j[key].is_null()) return def;
-            if (!j[key].is_boolean()) fail(key, "expected true or false, got " + j[key].dump());
-            return j[key].get<bool>();
-        };
+        auto opt_num = [&](const char* key, double def) -> double { return f.number(key, def); };
+        auto opt_bool = [&](const char* key, bool def) -> bool { return f.boolean(key, def); };
         c.hidden_size = req_int("hidden_size");
         c.intermediate_size = req_int("intermediate_size");
         c.num_hidden_layers = req_int("num_hidden_layers");
@@ -120,11 +112,10 @@ struct llama_config {
         c.attention_bias = opt_bool("attention_bias", false);
         c.mlp_bias = opt_bool("mlp_bias", false);
         c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
-        const std::string act = j.value("hidden_act", std::string("silu"));
+        const std::string act = f.str("hidden_act", "silu");
         if (act != "silu") fail("hidden_act", "'" + act + "' is not supported (LLaMA-family models use silu)");
         if (opt_bool("use_sliding_window", false)) fail("use_sliding_window", "sliding-window attention is not supported");
-        if (c.architecture == "MistralForCausalLM" && j.contains("sliding_window") && !j["sliding_window"].is_null() &&
-            j["sliding_window"].get<double>() < double(c.max_position_embeddings))
+        if (c.architecture == "MistralForCausalLM" && f.number("sliding_window", 1e300) < double(c.max_position_embeddings))
             fail("sliding_window", "sliding-window attention is not supported");
         if (j.contains("layer_types") && j["layer_types"].is_array())
             for (const auto& t : j["layer_types"])
@@ -132,18 +123,14 @@ struct llama_config {
         // transformers >= 5 writes "rope_parameters" (rope_theta inside); 4.x "rope_theta" + "rope_scaling"
         const char* rope_key = j.contains("rope_parameters") && !j["rope_parameters"].is_null() ? "rope_parameters" : "rope_scaling";
         if (std::string(rope_key) == "rope_parameters" && j[rope_key].is_object() && j[rope_key].contains("rope_theta")) {
-            if (!j[rope_key]["rope_theta"].is_number()) fail("rope_parameters.rope_theta", "expected a number");
-            c.rope_theta = j[rope_key]["rope_theta"].get<double>();
+            c.rope_theta = io::config_fields(j[rope_key], file, "rope_parameters.").number("rope_theta", c.rope_theta);
         }
         if (j.contains(rope_key) && !j[rope_key].is_null()) {
             const auto& r = j[rope_key];
             if (!r.is_object()) fail(rope_key, "expected an object or null");
-            c.scaling.type = r.value("rope_type", r.value("type", std::string("default")));
-            auto num = [&](const char* key, double def) {
-                if (!r.contains(key)) return def;
-                if (!r[key].is_number()) fail(std::string(rope_key) + "." + key, "expected a number");
-                return r[key].get<double>();
-            };
+            const io::config_fields rf(r, file, std::string(rope_key) + ".");
+            c.scaling.type = rf.str("rope_type", rf.str("type", "default"));
+            auto num = [&](const char* key, double def) { return rf.number(key, def); };
             c.scaling.factor = num("factor", 1.0);
             if (c.scaling.type == "llama3") {
                 c.scaling.low_freq_factor = num("low_freq_factor", 1.0);
@@ -156,9 +143,9 @@ struct llama_config {
         auto ids_of = [&](const char* key) {
             std::vector<index_t> out;
             if (!j.contains(key) || j[key].is_null()) return out;
-            if (j[key].is_number_integer()) out.push_back(j[key].get<index_t>());
-            else if (j[key].is_array())
-                for (const auto& v : j[key]) out.push_back(v.get<index_t>());
+            if (!j[key].is_array()) out.push_back(index_t(f.integer(key, 0, 0, INT32_MAX)));
+            else
+                for (const auto& v : j[key]) out.push_back(index_t(f.integer_value(key, v, 0, INT32_MAX)));
             return out;
         };
         c.eos_token_ids = ids_of("eos_token_id");

@@ -11,8 +11,7 @@
 // compositions (CLIP or SigLIP x linear, mlp2x_gelu or mlp_downsample, with the LLaMA decoder)
 // on the CPU backend. Researchers who know their type use vila::vlm directly.
 // "<image>" in the prompt marks where each image goes; a prompt without one gets "<image>\n"
-// per image in front, as VILA's run script does. This header compiles stb_image in (through
-// vision/image.hpp), like that header.
+// per image in front, as VILA's run script does.
 #pragma once
 #include <cstdint>
 #include <filesystem>

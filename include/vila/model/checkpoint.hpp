@@ -37,7 +37,7 @@ struct layout {
     vision::vit_config vision;       // select_layer / select_feature applied
     llm::llama_config llm;
     std::string projector_type;      // linear | mlp2x_gelu | mlp_downsample
-    std::string image_aspect_ratio = "resize";
+    std::string image_aspect_ratio = "resize";  // VILA layout: pad | resize; LLaVA-HF: none
     std::int32_t image_token_id = image_placeholder;
     index_t mm_hidden_size = 0;
     nlohmann::json root;             // the top config.json as read
@@ -57,8 +57,9 @@ inline layout read_layout(const std::filesystem::path& dir) {
     L.root = io::read_json(cfg);
     const auto& j = L.root;
     const std::string file = cfg.string();
-    auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
-    const std::string model_type = j.value("model_type", std::string());
+    const io::config_fields f(j, file);
+    auto fail = [&](const std::string& key, const std::string& why) { f.fail(key, why); };
+    const std::string model_type = f.str("model_type", "");
     if (model_type == "llava") {
         L.kind = layout::format::llava;
         L.llm_dir = L.vision_dir = L.projector_dir = dir;
@@ -66,17 +67,19 @@ inline layout read_layout(const std::filesystem::path& dir) {
         L.llm = llm::llama_config::from_json(j["text_config"], file + " (text_config)");
         L.vision = vision::vit_config::from_json(j["vision_config"], file + " (vision_config)");
         if (L.vision.model_type != "clip_vision_model" && L.vision.model_type != "siglip_vision_model") fail("vision_config", "unsupported");
-        const auto layer = j.value("vision_feature_layer", nlohmann::json(-2));
-        if (!layer.is_number_integer()) fail("vision_feature_layer", "several feature layers are not supported");
-        L.vision.select_layer = layer.get<int>();
-        const std::string strategy = j.value("vision_feature_select_strategy", std::string("default"));
+        if (f.has("vision_feature_layer") && f.raw("vision_feature_layer").is_array())
+            fail("vision_feature_layer", "several feature layers are not supported");
+        L.vision.select_layer = int(f.integer("vision_feature_layer", -2, -1024, 1024));
+        const std::string strategy = f.str("vision_feature_select_strategy", "default");
         if (strategy == "default") L.vision.select_feature = "patch";
         else if (strategy == "full") L.vision.select_feature = "cls_patch";
         else fail("vision_feature_select_strategy", "'" + strategy + "' is not supported (default, full)");
-        if (j.value("projector_hidden_act", std::string("gelu")) != "gelu") fail("projector_hidden_act", "only gelu is supported");
-        if (!j.value("multimodal_projector_bias", true)) fail("multimodal_projector_bias", "a projector without biases is not supported");
-        L.image_token_id = j.value("image_token_index", j.value("image_token_id", 32000));
+        if (f.str("projector_hidden_act", "gelu") != "gelu") fail("projector_hidden_act", "only gelu is supported");
+        if (!f.boolean("multimodal_projector_bias", true)) fail("multimodal_projector_bias", "a projector without biases is not supported");
+        L.image_token_id = std::int32_t(f.has("image_token_index") ? f.integer("image_token_index", 0, 0, INT32_MAX)
+                                                                   : f.integer("image_token_id", 32000, 0, INT32_MAX));
         L.projector_type = "mlp2x_gelu";
+        L.image_aspect_ratio = "none";  // transformers' LlavaProcessor: the image processor alone
         L.mm_hidden_size = L.vision.hidden_size;
         if (L.image_token_id < 0 || L.image_token_id >= L.llm.vocab_size) fail("image_token_index", "outside the vocabulary");
         return L;
@@ -92,16 +95,17 @@ inline layout read_layout(const std::filesystem::path& dir) {
         if (!fs::is_directory(d)) throw io_error(dir.string() + ": missing the " + d.filename().string() + "/ folder of the VILA layout");
     L.llm = llm::llama_config::load(L.llm_dir);
     L.vision = vision::vit_config::load(L.vision_dir);
-    if (j.contains("mm_vision_select_layer")) L.vision.select_layer = j["mm_vision_select_layer"].get<int>();
-    L.vision.select_feature = j.value("mm_vision_select_feature", std::string("patch"));
+    L.vision.select_layer = int(f.integer("mm_vision_select_layer", L.vision.select_layer, -1024, 1024));
+    L.vision.select_feature = f.str("mm_vision_select_feature", "patch");
     if (L.vision.select_feature != "patch" && L.vision.select_feature != "cls_patch")
         fail("mm_vision_select_feature", "'" + L.vision.select_feature + "' is not supported (patch, cls_patch)");
-    L.image_token_id = j.value("image_token_id", image_placeholder);  // vila.hpp's saves of LLaVA models keep theirs
-    L.image_aspect_ratio = j.value("image_aspect_ratio", std::string("resize"));
-    if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize")
-        fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize)");
+    // vila.hpp's saves of LLaVA models keep theirs
+    L.image_token_id = std::int32_t(f.integer("image_token_id", image_placeholder, image_placeholder, INT32_MAX));
+    L.image_aspect_ratio = f.str("image_aspect_ratio", "resize");
+    if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize" && L.image_aspect_ratio != "none")
+        fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize, none)");
     const auto pj = io::read_json(L.projector_dir / "config.json");
-    L.projector_type = pj.value("mm_projector_type", std::string());
+    L.projector_type = io::config_fields(pj, (L.projector_dir / "config.json").string()).str("mm_projector_type", "");
     if (L.projector_type != "linear" && L.projector_type != "mlp2x_gelu" && L.projector_type != "mlp_downsample")
         throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type +
                            "' is not supported (linear, mlp2x_gelu, mlp_downsample)");

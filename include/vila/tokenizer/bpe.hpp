@@ -47,6 +47,11 @@ public:
             if (id < 0) throw format_error(source + ": model.vocab['" + tok + "']: negative id " + std::to_string(id));
             max_id = std::max(max_id, id);
         }
+        // ids index a table: a sparse vocabulary ({"a": 400000000}) would allocate gigabytes from
+        // a few bytes. Real vocabularies are dense (0..N-1); allow some holes, not more.
+        if (max_id >= 0 && std::size_t(max_id) >= 2 * vocab_.size() + 1024)
+            throw format_error(source + ": model.vocab: ids reach " + std::to_string(max_id) + " with only " +
+                               std::to_string(vocab_.size()) + " tokens (ids must be dense: 0..N-1 with few holes)");
         id_to_token_.assign(std::size_t(max_id + 1), std::string());
         for (const auto& [tok, id] : vocab_) id_to_token_[std::size_t(id)] = tok;
         const std::size_t prefix_len = opt_.continuing_subword_prefix.size();

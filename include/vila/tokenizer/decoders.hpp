@@ -207,8 +207,8 @@ inline std::unique_ptr<decoder> make_decoder(const detail::field& f) {
     if (t == "ByteFallback") return std::make_unique<byte_fallback_dec>();
     if (t == "Fuse") return std::make_unique<fuse_dec>();
     if (t == "Strip")
-        return std::make_unique<strip_dec>(f.at("content").str(), std::size_t(f.at("start").integer()),
-                                           std::size_t(f.at("stop").integer()));
+        return std::make_unique<strip_dec>(f.at("content").str(), std::size_t(f.at("start").integer_in(0, INT32_MAX)),
+                                           std::size_t(f.at("stop").integer_in(0, INT32_MAX)));
     if (t == "BPEDecoder") return std::make_unique<bpe_dec>(f.str_or("suffix", "</w>"));
     f.at("type").fail("unknown decoder type '" + t + "'");
 }

@@ -1,6 +1,8 @@
 // vila/tokenizer/json_fields.hpp — typed access to tokenizer.json fields with errors that name
 // the file and the field ("tokenizer.json: model.merges[3]: expected a string").
 #pragma once
+#include <climits>
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +40,15 @@ struct field {
         if (!value.is_number_integer()) fail("expected an integer, got " + std::string(value.type_name()));
         return value.get<long long>();
     }
+    /// An integer in [lo, hi]: range-checked before any narrowing.
+    long long integer_in(long long lo, long long hi) const {
+        const long long v = integer();
+        if (value.is_number_unsigned() ? value.get<unsigned long long>() > static_cast<unsigned long long>(hi) : (v < lo || v > hi))
+            fail("out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]: " + value.dump());
+        return v;
+    }
+    /// A token id: within int32, one below its maximum so that `id + 1` (a vocabulary size) fits.
+    std::int32_t token() const { return std::int32_t(integer_in(0, INT32_MAX - 1)); }
     const json& array() const {
         if (!value.is_array()) fail("expected an array, got " + std::string(value.type_name()));
         return value;

@@ -43,15 +43,15 @@ inline void add_processor(const field& f, special_wrapping& w) {
             const auto ids = spec.at("ids");
             const auto toks = spec.at("tokens");
             for (std::size_t k = 0; k < ids.array().size(); ++k) {
-                (seen_sequence ? w.suffix : w.prefix).push_back(token_id(ids.item(k).integer()));
+                (seen_sequence ? w.suffix : w.prefix).push_back(ids.item(k).token());
                 (seen_sequence ? w.suffix_tokens : w.prefix_tokens).push_back(k < toks.array().size() ? toks.item(k).str() : name);
             }
         }
     } else if (t == "BertProcessing" || t == "RobertaProcessing") {
         const auto cls = f.at("cls"), sep = f.at("sep");
-        w.prefix.push_back(token_id(cls.item(1).integer()));
+        w.prefix.push_back(cls.item(1).token());
         w.prefix_tokens.push_back(cls.item(0).str());
-        w.suffix.push_back(token_id(sep.item(1).integer()));
+        w.suffix.push_back(sep.item(1).token());
         w.suffix_tokens.push_back(sep.item(0).str());
     } else {
         f.at("type").fail("unknown post_processor type '" + t + "'");

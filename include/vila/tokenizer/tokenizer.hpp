@@ -81,7 +81,7 @@ public:
             for (std::size_t i = 0; i < list.array().size(); ++i) {
                 const auto e = list.item(i);
                 added_token a;
-                a.id = token_id(e.at("id").integer());
+                a.id = e.at("id").token();
                 a.content = e.at("content").str();
                 a.special = e.bool_or("special", false);
                 a.lstrip = e.bool_or("lstrip", false);
@@ -91,6 +91,11 @@ public:
                 if (a.content.empty()) e.at("content").fail("empty added token");
                 t.add(a);
             }
+            // vocab_size() sizes embedding tables of models made for this tokenizer: dense ids only
+            const std::size_t ids = t.model_.vocab().size() + t.added_.size();
+            if (t.vocab_size() >= 2 * ids + 1024)
+                list.fail("ids reach " + std::to_string(t.vocab_size() - 1) + " with only " + std::to_string(ids) +
+                          " tokens in all (ids must be dense: 0..N-1 with few holes)");
         }
         return t;
     }
@@ -208,8 +213,7 @@ private:
         std::unordered_map<std::string, token_id> vocab;
         const auto v = m.at("vocab");
         for (const auto& [tok, id] : v.object().items()) {
-            if (!id.is_number_integer()) detail::field{id, source, "model.vocab['" + tok + "']"}.fail("expected an integer id");
-            vocab.emplace(tok, token_id(id.get<long long>()));
+            vocab.emplace(tok, detail::field{id, source, "model.vocab['" + tok + "']"}.token());
         }
         std::vector<std::pair<std::string, std::string>> merges;
         const auto ml = m.at("merges");

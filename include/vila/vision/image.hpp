@@ -1,13 +1,12 @@
-// vila/vision/image.hpp — images: decoding (JPEG, PNG, BMP, GIF first frame, PNM) and the HF
-// image processors (CLIPImageProcessor, SiglipImageProcessor) with VILA's aspect-ratio modes.
+// vila/vision/image.hpp — the HF image processors (CLIPImageProcessor, SiglipImageProcessor)
+// with VILA's aspect-ratio modes; decoding is vision/decode.hpp.
 //
-// Decoding uses stb_image (Debian libstb-dev), compiled into the including translation unit as
-// static functions, so the library stays header-only. Images above `max_pixels` (default
-// 89,478,485, PIL's decompression-bomb threshold) are refused from their header, before any
-// pixel is decoded. Resizing reproduces PIL's bicubic resampling (8-bit, a = -0.5,
-// antialiasing support, 22-bit fixed-point coefficients, horizontal pass then vertical), which
-// is what HF's PIL-backed processors call. Pillow 13 sometimes runs the vertical pass first
-// (its rule is not documented); then a few pixels differ by one 8-bit rounding step.
+// Every intermediate image (the padded square, the resized image) is checked against the
+// processor's `max_pixels` (PIL's decompression-bomb threshold by default) before it is
+// allocated: an extreme aspect ratio cannot turn a small image into gigabytes. Resizing
+// reproduces PIL's bicubic resampling (8-bit, a = -0.5, antialiasing support, 22-bit
+// fixed-point coefficients, the two passes in Pillow 13's order), which is what HF's
+// PIL-backed processors call: pixel values equal to theirs.
 // Output of preprocess: float pixel values [3, H, W] (CHW), rescaled and normalized.
 #pragma once
 #include <algorithm>
@@ -22,72 +21,11 @@
 
 #include "../core/tensor.hpp"
 #include "../error.hpp"
+#include "../io/json.hpp"
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wdouble-promotion"
-#endif
-#ifndef VILA_NO_STB_IMPLEMENTATION
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#endif
-#if __has_include(<stb/stb_image.h>)
-#include <stb/stb_image.h>
-#else
-#include <stb_image.h>
-#endif
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "decode.hpp"
 
 namespace vila::vision {
-
-/// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
-struct image {
-    index_t width = 0, height = 0;
-    std::vector<std::uint8_t> rgb;  // width * height * 3
-    std::uint8_t at(index_t y, index_t x, int c) const { return rgb[std::size_t((y * width + x) * 3 + c)]; }
-};
-
-inline constexpr std::uint64_t default_max_pixels = 89478485;  // PIL.Image.MAX_IMAGE_PIXELS
-
-/// Decodes an encoded image held in memory (a tar member, a base64 field) to RGB; `name` says
-/// where it came from in errors. Grey and alpha are converted, as PIL's convert("RGB").
-inline image decode_image(const unsigned char* data, std::size_t size, const std::string& name,
-                          std::uint64_t max_pixels = default_max_pixels) {
-    if (size == 0) throw format_error(name + ": empty image file");
-    if (size > std::size_t(INT32_MAX)) throw format_error(name + ": image file too large");
-    int w = 0, h = 0, n = 0;
-    if (!stbi_info_from_memory(data, int(size), &w, &h, &n))
-        throw format_error(name + ": not a decodable image (" + stbi_failure_reason() + ")");
-    if (w <= 0 || h <= 0) throw format_error(name + ": zero-sized image " + std::to_string(w) + "x" + std::to_string(h));
-    if (std::uint64_t(w) * std::uint64_t(h) > max_pixels)
-        throw format_error(name + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels exceed the limit of " +
-                           std::to_string(max_pixels) + " (a decompression bomb?)");
-    unsigned char* px = stbi_load_from_memory(data, int(size), &w, &h, &n, 3);
-    if (!px) throw format_error(name + ": corrupt or truncated image (" + stbi_failure_reason() + ")");
-    image im;
-    im.width = w;
-    im.height = h;
-    im.rgb.assign(px, px + std::size_t(w) * std::size_t(h) * 3);
-    stbi_image_free(px);
-    return im;
-}
-
-/// Decodes an image file to RGB.
-inline image load_image(const std::filesystem::path& path, std::uint64_t max_pixels = default_max_pixels) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw io_error("cannot open image " + path.string());
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), {});
-    return decode_image(bytes.data(), bytes.size(), path.string(), max_pixels);
-}
 
 namespace detail {
 constexpr int precision_bits = 32 - 8 - 2;  // PIL's 8-bit resampling precision
@@ -140,43 +78,53 @@ inline std::uint8_t clip8(std::int64_t v) {
 }
 }  // namespace detail
 
-/// PIL Image.resize((width, height), Image.BICUBIC) for 8-bit RGB.
-inline image resize_bicubic(const image& in, index_t width, index_t height) {
-    if (width <= 0 || height <= 0) throw shape_error("vila::vision::resize_bicubic: target " + std::to_string(width) + "x" + std::to_string(height));
-    image cur = in;
-    if (width != in.width) {  // horizontal pass
-        const auto c = detail::coefficients(in.width, width);
-        image out{width, in.height, std::vector<std::uint8_t>(std::size_t(width * in.height * 3))};
-        for (index_t y = 0; y < in.height; ++y)
-            for (index_t x = 0; x < width; ++x)
-                for (int ch = 0; ch < 3; ++ch) {
-                    std::int64_t ss = std::int64_t(1) << (detail::precision_bits - 1);
-                    for (int t = 0; t < c.count[std::size_t(x)]; ++t)
-                        ss += std::int64_t(cur.at(y, c.first[std::size_t(x)] + t, ch)) * c.k[std::size_t(x)][std::size_t(t)];
-                    out.rgb[std::size_t((y * width + x) * 3 + ch)] = detail::clip8(ss);
-                }
-        cur = std::move(out);
-    }
-    if (height != in.height) {  // vertical pass
-        const auto c = detail::coefficients(in.height, height);
-        image out{cur.width, height, std::vector<std::uint8_t>(std::size_t(cur.width * height * 3))};
-        for (index_t y = 0; y < height; ++y)
-            for (index_t x = 0; x < cur.width; ++x)
-                for (int ch = 0; ch < 3; ++ch) {
-                    std::int64_t ss = std::int64_t(1) << (detail::precision_bits - 1);
-                    for (int t = 0; t < c.count[std::size_t(y)]; ++t)
-                        ss += std::int64_t(cur.at(c.first[std::size_t(y)] + t, x, ch)) * c.k[std::size_t(y)][std::size_t(t)];
-                    out.rgb[std::size_t((y * cur.width + x) * 3 + ch)] = detail::clip8(ss);
-                }
-        cur = std::move(out);
-    }
-    return cur;
+/// Refuses an intermediate image of `w` x `h` above the pixel limit, before it is allocated.
+inline void check_intermediate(const char* step, index_t w, index_t h, std::uint64_t max_pixels) {
+    if (w <= 0 || h <= 0) throw shape_error(std::string("vila::vision::") + step + ": target " + std::to_string(w) + "x" + std::to_string(h));
+    if (std::uint64_t(w) > max_pixels || std::uint64_t(h) > max_pixels || std::uint64_t(w) * std::uint64_t(h) > max_pixels)
+        throw shape_error(std::string("vila::vision::") + step + ": the " + std::to_string(w) + "x" + std::to_string(h) +
+                          " intermediate image exceeds the limit of " + std::to_string(max_pixels) +
+                          " pixels (an extreme aspect ratio? raise image_processor::max_pixels if it is wanted)");
+}
+
+namespace detail {
+/// One PIL resampling pass along x (horizontal) or y (vertical) to `size`.
+inline image resample_pass(const image& in, index_t size, bool horizontal) {
+    const auto c = coefficients(horizontal ? in.width : in.height, size);
+    image out{horizontal ? size : in.width, horizontal ? in.height : size, {}};
+    out.rgb.resize(std::size_t(out.width * out.height * 3));
+    for (index_t y = 0; y < out.height; ++y)
+        for (index_t x = 0; x < out.width; ++x) {
+            const std::size_t i = std::size_t(horizontal ? x : y);
+            for (int ch = 0; ch < 3; ++ch) {
+                std::int64_t ss = std::int64_t(1) << (precision_bits - 1);
+                for (int t = 0; t < c.count[i]; ++t)
+                    ss += std::int64_t(horizontal ? in.at(y, c.first[i] + t, ch) : in.at(c.first[i] + t, x, ch)) * c.k[i][std::size_t(t)];
+                out.rgb[std::size_t((y * out.width + x) * 3 + ch)] = clip8(ss);
+            }
+        }
+    return out;
+}
+}  // namespace detail
+
+/// PIL Image.resize((width, height), Image.BICUBIC) for 8-bit RGB. Pillow 13 runs the two passes
+/// horizontal first, except when the height shrinks by more than twice what the width shrinks
+/// (measured on 587 random sizes with Pillow 13.0, tests/fixtures/make_images.py keeps cases).
+inline image resize_bicubic(const image& in, index_t width, index_t height, std::uint64_t max_pixels = default_max_pixels) {
+    check_intermediate("resize_bicubic", width, height, max_pixels);
+    const bool both = width != in.width && height != in.height;
+    const bool vertical_first = both && height < in.height && (in.height - height) > 2 * (in.width - width);
+    if (both) check_intermediate("resize_bicubic", vertical_first ? in.width : width, vertical_first ? height : in.height, max_pixels);
+    if (vertical_first) return detail::resample_pass(detail::resample_pass(in, height, false), width, true);
+    image cur = width != in.width ? detail::resample_pass(in, width, true) : in;
+    return height != in.height ? detail::resample_pass(cur, height, false) : cur;
 }
 
 /// VILA's "pad": paste on a square of the processor's mean colour, centred (expand2square).
-inline image expand_to_square(const image& in, const std::uint8_t background[3]) {
+inline image expand_to_square(const image& in, const std::uint8_t background[3], std::uint64_t max_pixels = default_max_pixels) {
     if (in.width == in.height) return in;
     const index_t side = std::max(in.width, in.height);
+    check_intermediate("expand_to_square", side, side, max_pixels);
     image out{side, side, std::vector<std::uint8_t>(std::size_t(side * side * 3))};
     for (index_t i = 0; i < side * side; ++i)
         for (int c = 0; c < 3; ++c) out.rgb[std::size_t(i * 3 + c)] = background[c];
@@ -195,39 +143,57 @@ struct image_processor {
     bool do_resize = true, do_center_crop = true, do_rescale = true, do_normalize = true;
     double rescale_factor = 1.0 / 255.0;
     double mean[3] = {0.48145466, 0.4578275, 0.40821073}, stddev[3] = {0.26862954, 0.26130258, 0.27577711};
-    std::string aspect_ratio = "resize";      // VILA: "pad" (square on the mean colour) or "resize"
+    // VILA's image_aspect_ratio, applied before the processor: "pad" (expand2square on the mean
+    // colour), "resize" (stretch to the crop size, VILA 1.0/1.5), or "none" (the processor
+    // alone, as transformers' LLaVA)
+    std::string aspect_ratio = "none";
+    std::uint64_t max_pixels = default_max_pixels;  // largest intermediate image (pad, resize)
 
     static image_processor from_json(const nlohmann::json& j, const std::string& file) {
-        auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
+        const io::config_fields f(j, file);
         image_processor p;
-        const std::string t = j.value("image_processor_type", j.value("feature_extractor_type", std::string()));
+        const std::string t = f.str("image_processor_type", f.str("feature_extractor_type", ""));
         if (t.rfind("CLIP", 0) == 0) p.type = kind::clip;
         else if (t.rfind("Siglip", 0) == 0) p.type = kind::siglip;
-        else fail("image_processor_type", "'" + t + "' is not supported (CLIPImageProcessor, SiglipImageProcessor)");
-        if (j.contains("resample") && j["resample"] != 3) fail("resample", "only bicubic (3) is supported");
-        p.do_resize = j.value("do_resize", true);
-        p.do_rescale = j.value("do_rescale", true);
-        p.do_normalize = j.value("do_normalize", true);
-        p.rescale_factor = j.value("rescale_factor", 1.0 / 255.0);
+        else f.fail("image_processor_type", "'" + t + "' is not supported (CLIPImageProcessor, SiglipImageProcessor)");
+        if (f.integer("resample", 3, INT32_MIN, INT32_MAX) != 3) f.fail("resample", "only bicubic (3) is supported");
+        p.do_resize = f.boolean("do_resize", true);
+        p.do_rescale = f.boolean("do_rescale", true);
+        p.do_normalize = f.boolean("do_normalize", true);
+        p.rescale_factor = f.number("rescale_factor", 1.0 / 255.0);
+        // sizes: positive and at most 65,536 pixels a side (the pixel limit bounds their product)
+        const auto side = [&](const io::config_fields& g, const char* key, index_t def) { return index_t(g.integer(key, def, 1, 65536)); };
         if (p.type == kind::siglip) {
             p.do_center_crop = false;
             for (int c = 0; c < 3; ++c) p.mean[c] = p.stddev[c] = 0.5;
-            if (j.contains("size")) p.height = j["size"].value("height", 224), p.width = j["size"].value("width", 224);
-        } else {
-            p.do_center_crop = j.value("do_center_crop", true);
-            if (j.contains("size")) {
-                if (j["size"].is_number()) p.shortest_edge = j["size"].get<index_t>();
-                else p.shortest_edge = j["size"].value("shortest_edge", index_t(224));
+            if (f.has("size")) {
+                const auto s = f.object("size");
+                p.height = side(s, "height", 224), p.width = side(s, "width", 224);
             }
-            if (j.contains("crop_size")) {
-                if (j["crop_size"].is_number()) p.height = p.width = j["crop_size"].get<index_t>();
-                else p.height = j["crop_size"].value("height", index_t(224)), p.width = j["crop_size"].value("width", index_t(224));
+        } else {
+            p.do_center_crop = f.boolean("do_center_crop", true);
+            if (f.has("size")) {
+                if (f.raw("size").is_number()) p.shortest_edge = side(f, "size", 224);
+                else p.shortest_edge = side(f.object("size"), "shortest_edge", 224);
+            }
+            if (f.has("crop_size")) {
+                if (f.raw("crop_size").is_number()) p.height = p.width = side(f, "crop_size", 224);
+                else {
+                    const auto c = f.object("crop_size");
+                    p.height = side(c, "height", 224), p.width = side(c, "width", 224);
+                }
             }
         }
         for (const char* key : {"image_mean", "image_std"})
-            if (j.contains(key)) {
-                if (!j[key].is_array() || j[key].size() != 3) fail(key, "expected three numbers");
-                for (int c = 0; c < 3; ++c) (std::string(key) == "image_mean" ? p.mean : p.stddev)[c] = j[key][c].get<double>();
+            if (f.has(key)) {
+                const auto& v = f.raw(key);
+                if (!v.is_array() || v.size() != 3) f.fail(key, "expected three numbers");
+                for (std::size_t c = 0; c < 3; ++c) {
+                    if (!v[c].is_number() || !std::isfinite(v[c].get<double>())) f.fail(key, "expected three finite numbers, got " + v.dump());
+                    (std::string(key) == "image_mean" ? p.mean : p.stddev)[c] = v[c].get<double>();
+                }
+                if (std::string(key) == "image_std" && (p.stddev[0] == 0 || p.stddev[1] == 0 || p.stddev[2] == 0))
+                    f.fail(key, "a standard deviation of 0");
             }
         return p;
     }
@@ -238,18 +204,29 @@ struct image_processor {
         image cur = im;
         if (aspect_ratio == "pad") {  // VILA: background = int(mean * 255)
             const std::uint8_t bg[3] = {std::uint8_t(int(mean[0] * 255)), std::uint8_t(int(mean[1] * 255)), std::uint8_t(int(mean[2] * 255))};
-            cur = expand_to_square(cur, bg);
-        } else if (aspect_ratio != "resize") {
-            throw config_error("image_aspect_ratio '" + aspect_ratio + "' is not supported (pad, resize)");
+            cur = expand_to_square(cur, bg, max_pixels);
+        } else if (aspect_ratio == "resize") {
+            // VILA: image.resize((crop_size["height"], crop_size["width"])), PIL's (width, height)
+            // order with the names swapped, as VILA writes it; the same for square crops
+            cur = resize_bicubic(cur, height, width, max_pixels);
+        } else if (aspect_ratio != "none") {
+            throw config_error("image_aspect_ratio '" + aspect_ratio + "' is not supported (pad, resize, none)");
         }
         if (do_resize) {
             if (type == kind::siglip) {
-                cur = resize_bicubic(cur, width, height);
+                cur = resize_bicubic(cur, width, height, max_pixels);
             } else {  // the short side becomes shortest_edge; the long side int(S * long / short)
                 const bool w_short = cur.width <= cur.height;
                 const index_t s = w_short ? cur.width : cur.height, l = w_short ? cur.height : cur.width;
-                const index_t new_l = index_t(double(shortest_edge) * double(l) / double(s));
-                cur = w_short ? resize_bicubic(cur, shortest_edge, new_l) : resize_bicubic(cur, new_l, shortest_edge);
+                const double new_l = double(shortest_edge) * double(l) / double(s);
+                if (new_l * double(shortest_edge) > double(max_pixels))
+                    throw shape_error("vila::vision::image_processor: resizing " + std::to_string(cur.width) + "x" +
+                                      std::to_string(cur.height) + " to a short side of " + std::to_string(shortest_edge) +
+                                      " makes " + std::to_string(std::uint64_t(new_l) * std::uint64_t(shortest_edge)) +
+                                      " pixels, above the limit of " + std::to_string(max_pixels) +
+                                      " (an extreme aspect ratio? raise image_processor::max_pixels if it is wanted)");
+                cur = w_short ? resize_bicubic(cur, shortest_edge, index_t(new_l), max_pixels)
+                              : resize_bicubic(cur, index_t(new_l), shortest_edge, max_pixels);
             }
         }
         index_t top = 0, left = 0, oh = cur.height, ow = cur.width;

@@ -45,14 +45,15 @@ struct vit_config {
     /// Reads a CLIPVisionModel / SiglipVisionModel config.json (or a full CLIP/SigLIP config's vision_config).
     static vit_config from_json(const nlohmann::json& j0, const std::string& file) {
         const nlohmann::json& j = j0.contains("vision_config") ? j0["vision_config"] : j0;
-        auto fail = [&](const std::string& key, const std::string& why) { throw config_error(file + ": " + key + ": " + why); };
+        const io::config_fields f(j, file, &j == &j0 ? "" : "vision_config.");
+        auto fail = [&](const std::string& key, const std::string& why) { f.fail(key, why); };
         vit_config c;
-        c.model_type = j.value("model_type", std::string());
+        c.model_type = f.str("model_type", "");
         if (c.model_type != "clip_vision_model" && c.model_type != "siglip_vision_model")
             fail("model_type", "'" + c.model_type + "' is not a supported vision tower (clip_vision_model, siglip_vision_model)");
         auto req = [&](const char* k) -> index_t {
-            if (!j.contains(k) || !j[k].is_number_integer() || j[k].get<long long>() <= 0) fail(k, "missing or not a positive integer");
-            return j[k].get<index_t>();
+            if (!f.has(k)) fail(k, "missing (required)");
+            return index_t(f.integer(k, 0, 1, INT32_MAX));
         };
         c.hidden_size = req("hidden_size");
         c.intermediate_size = req("intermediate_size");
@@ -62,8 +63,8 @@ struct vit_config {
         c.patch_size = req("patch_size");
         if (j.contains("num_channels")) c.num_channels = req("num_channels");
         const bool clip = c.model_type == "clip_vision_model";
-        c.layer_norm_eps = j.value("layer_norm_eps", clip ? 1e-5 : 1e-6);
-        c.hidden_act = j.value("hidden_act", std::string(clip ? "quick_gelu" : "gelu_pytorch_tanh"));
+        c.layer_norm_eps = f.number("layer_norm_eps", clip ? 1e-5 : 1e-6);
+        c.hidden_act = f.str("hidden_act", clip ? "quick_gelu" : "gelu_pytorch_tanh");
         if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
             fail("hidden_act", "'" + c.hidden_act + "' is not supported (quick_gelu, gelu_pytorch_tanh, gelu)");
         if (c.hidden_size % c.num_attention_heads) fail("num_attention_heads", "does not divide hidden_size");
