@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
         {
             std::ofstream f(corpus);
             for (int i = 0; i < 20000; ++i) f << make_sentence(text_rng) << "\n";
+            f.close();
+            if (!f) throw io_error("cannot write " + corpus.string() + " (disk full?)");  // never train on a cut corpus
         }
         tokenizer::bpe_trainer_options topt;
         topt.vocab_size = 384;

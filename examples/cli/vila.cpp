@@ -191,6 +191,25 @@ int cmd_tokenize(args a) {
     return 0;
 }
 
+bool parse_number(const std::string& v, double& x);
+
+enum number_kind { whole, real, real_open_below };
+/// `text` as a finite number in [lo, hi] ((lo, hi] for real_open_below; an integer for whole),
+/// or a usage error that says what the flag takes.
+double checked_number(const char* flag, const std::string& text, double lo, double hi, number_kind kind) {
+    double x = 0;
+    const bool ok = parse_number(text, x) && x <= hi && (kind == real_open_below ? x > lo : x >= lo) && (kind != whole || x == std::floor(x));
+    if (ok) return x;
+    char range[96];
+    std::snprintf(range, sizeof range, kind == real_open_below ? "in (%g, %g]" : "in [%g, %g]", lo, hi);
+    throw usage_error(std::string(flag) + " expects " + (kind == whole ? "an integer " : "a number ") + range + ", got '" + text + "'");
+}
+/// The flag's value checked as above, or `def` when it is absent.
+double number_arg(args& a, const char* flag, double def, double lo, double hi, number_kind kind) {
+    const std::string v = a.take(flag);
+    return v.empty() ? def : checked_number(flag, v, lo, hi, kind);
+}
+
 int cmd_train_tokenizer(args a) {
     const auto inputs = a.take_all("--input");
     const std::string out = a.take("--out");
@@ -200,12 +219,8 @@ int cmd_train_tokenizer(args a) {
     a.done();
     if (inputs.empty() || out.empty() || vs.empty()) throw usage_error("train-tokenizer needs --input, --vocab-size and --out");
     vila::tokenizer::bpe_trainer_options opt;
-    try {
-        opt.vocab_size = std::stoul(vs);
-        if (!mf.empty()) opt.min_frequency = std::stoull(mf);
-    } catch (const std::exception&) {
-        throw usage_error("--vocab-size and --min-frequency take positive integers");
-    }
+    opt.vocab_size = std::size_t(checked_number("--vocab-size", vs, 1, INT32_MAX, whole));
+    if (!mf.empty()) opt.min_frequency = std::size_t(checked_number("--min-frequency", mf, 1, 1e15, whole));
     if (!specials.empty()) opt.special_tokens = specials;
     opt.progress = [](std::size_t done, std::size_t wanted) {
         std::fprintf(stderr, "merges %zu/%zu\n", done, wanted);
@@ -218,8 +233,6 @@ int cmd_train_tokenizer(args a) {
     std::fprintf(stderr, "wrote %s/tokenizer.json\n", out.c_str());
     return 0;
 }
-
-bool parse_number(const std::string& v, double& x);
 
 int cmd_make_world(args a) {
     const std::string seed = a.take("--seed"), size = a.take("--image-size");
@@ -256,6 +269,7 @@ std::vector<std::int32_t> parse_ids(const std::string& s) {
         } catch (const std::exception&) {
             throw usage_error("--ids expects comma-separated integers, got '" + s + "'");
         }
+        if (v < 0 || v > INT32_MAX) throw usage_error("--ids: token id " + std::to_string(v) + " is outside [0, 2147483647]");
         out.push_back(std::int32_t(v));
         i += used;
         if (i < s.size() && s[i] != ',') throw usage_error("--ids expects comma-separated integers, got '" + s + "'");
@@ -377,21 +391,14 @@ int cmd_generate(args a) {
     const std::string dir = a.take("--model");
     if (dir.empty()) throw usage_error("generate needs --model DIR");
     vila::llm::generate_options o;
-    auto num = [&](const char* flag, double def) {
-        const std::string v = a.take(flag);
-        if (v.empty()) return def;
-        try {
-            return std::stod(v);
-        } catch (const std::exception&) {
-            throw usage_error(std::string(flag) + " expects a number");
-        }
-    };
-    o.max_new_tokens = int(num("--max-new-tokens", 64));
-    o.temperature = num("--temperature", 0.0);
-    o.top_k = int(num("--top-k", 0));
-    o.top_p = num("--top-p", 1.0);
-    o.repetition_penalty = num("--repetition-penalty", 1.0);
-    o.seed = std::uint64_t(num("--seed", 0));
+    // docs/cli.md: temperature >= 0 (0 is greedy), top-p in (0, 1], top-k >= 0 (0 is off),
+    // repetition penalty > 0, counts >= 0; all finite, integers where counted
+    o.max_new_tokens = int(number_arg(a, "--max-new-tokens", 64, 0, 1 << 20, whole));
+    o.temperature = number_arg(a, "--temperature", 0.0, 0, 1e6, real);
+    o.top_k = int(number_arg(a, "--top-k", 0, 0, INT32_MAX, whole));
+    o.top_p = number_arg(a, "--top-p", 1.0, 0, 1, real_open_below);
+    o.repetition_penalty = number_arg(a, "--repetition-penalty", 1.0, 0, 1e6, real_open_below);
+    o.seed = std::uint64_t(number_arg(a, "--seed", 0, 0, 9007199254740992.0, whole));
     const bool show_ids = a.flag("--show-ids");
     std::optional<vila::tokenizer::stream_decoder> text;
     auto print = [&](std::int32_t t) {  // text when there is a tokenizer, ids otherwise
@@ -523,7 +530,7 @@ int main(int argc, char** argv) {
         throw usage_error("unknown command '" + cmd + "'");
     } catch (const usage_error& e) {
         std::fflush(stdout);
-        std::fprintf(stderr, "vila: %s\n%s", e.what(), usage_text);
+        std::fprintf(stderr, "vila: %s (see vila --help)\n", e.what());  // one line; --help prints the usage
         return 2;
     } catch (const vila::error& e) {
         std::fflush(stdout);

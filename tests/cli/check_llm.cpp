@@ -84,6 +84,26 @@ int main(int argc, char** argv) {
     one_line_failure(vila + " generate --model '" + (work / "nowhere").string() + "' --ids 1", "cannot open");
     one_line_failure(vila + " perplexity --model '" + model.string() + "' --text x", "no tokenizer.json");
     one_line_failure(vila + " logits --model '" + model.string() + "' --ids 1,x --out y", "--ids expects");
+    // numeric options (issue 14, row 9): finite, in range, one line with a pointer to --help
+    const std::string gen = vila + " generate --model '" + model.string() + "' --ids 1,2 ";
+    for (const auto& [opt, needle] : std::vector<std::pair<std::string, std::string>>{
+             {"--max-new-tokens 1e14", "--max-new-tokens expects an integer in [0, 1.04858e+06]"},
+             {"--max-new-tokens 2.5", "--max-new-tokens expects an integer"},
+             {"--seed -1", "--seed expects an integer"},
+             {"--temperature nan", "--temperature expects a number"},
+             {"--temperature -0.5", "--temperature expects a number in [0,"},
+             {"--top-p 0", "--top-p expects a number in (0, 1]"},
+             {"--top-p 1.5", "--top-p expects a number in (0, 1]"},
+             {"--top-k -1", "--top-k expects an integer"},
+             {"--repetition-penalty 0", "--repetition-penalty expects a number in (0,"},
+             {"--repetition-penalty inf", "--repetition-penalty expects"}}) {
+        one_line_failure(gen + opt, needle);
+        check(err.find("see vila --help") != std::string::npos && err.find("usage:") == std::string::npos,
+              "a usage error is one line pointing to --help, not the usage text: " + err);
+    }
+    one_line_failure(vila + " generate --model '" + model.string() + "' --ids 1,99999999999", "outside [0, 2147483647]");
+    rc = run(vila + " --help", work, out, err);
+    check(rc == 0 && out.find("usage") != std::string::npos, "vila --help prints the usage and exits 0");
     std::cout << (failures ? "FAILED" : "OK") << ": vila model commands\n";
     return failures ? 1 : 0;
 }

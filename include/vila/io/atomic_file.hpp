@@ -24,7 +24,8 @@ inline void write_atomically(const std::filesystem::path& path, const std::funct
     namespace fs = std::filesystem;
     const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    fs::create_directories(dir, ec);  // the real reason (permission, a file in the way), not fopen's ENOENT
+    if (ec) throw io_error("cannot create the folder " + dir.string() + " for " + path.filename().string() + ": " + ec.message());
     const fs::path tmp = dir / (path.filename().string() + ".tmp-" + std::to_string(::getpid()));
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) throw io_error("cannot create " + tmp.string() + ": " + std::strerror(errno));
