@@ -1,5 +1,6 @@
 // Unicode layer: NFC/NFD/NFKC/NFKD against Unicode's conformance data, properties, UTF-8, and
 // the regex engine's Oniguruma semantics.
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -85,4 +86,43 @@ TEST_CASE("regex: leftmost-first alternation, lookahead, case folding, counted r
     CHECK_THROWS_AS(regex("a{3,1}"), vila::format_error);
     CHECK_THROWS_WITH_AS(regex("[abc"), doctest::Contains("missing ']'"), vila::format_error);
     CHECK_THROWS_WITH_AS(regex("\\p{Nope}"), doctest::Contains("unknown Unicode property"), vila::format_error);
+}
+
+TEST_CASE("regex: empty loops, nested quantifiers and lookaheads match Oniguruma (HF tokenizers' engine)") {
+    // tests/fixtures/make_regex_cases.py: Oniguruma's matches through tokenizers' Split
+    const auto& cases = vila::test::load_json_fixture("regex/onig_cases.json");
+    REQUIRE(cases.size() >= 30);
+    for (const auto& c : cases) {
+        const std::string pattern = c["pattern"];
+        CAPTURE(pattern);
+        const regex re(pattern);
+        const auto text = unicode::decode_utf8(c["text"].get<std::string>());
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto got = re.find_all(text);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::vector<std::pair<std::size_t, std::size_t>> want;
+        for (const auto& m : c["matches"]) want.emplace_back(m[0].get<std::size_t>(), m[1].get<std::size_t>());
+        CHECK(got == want);
+        // hostile for a plain backtracker ((a|a)*b, .*.*.*x on 3,000 characters: hours or
+        // the old step limit after seconds); memoized matching is linear: here well under 1 s
+        if (c["hostile"].get<bool>()) CHECK(s < 1.0);
+    }
+}
+
+TEST_CASE("regex: resources are bounded by construction (issue 14, row 5)") {
+    // ((a{1000}){1000}){1000} would compile to 10^9 instructions
+    CHECK_THROWS_WITH_AS(regex("((a{1000}){1000}){1000}"), doctest::Contains("exceeds 65536 instructions"), vila::format_error);
+    CHECK_THROWS_WITH_AS(regex("a{99999999999}"), doctest::Contains("repeat count above 100000"), vila::format_error);
+    CHECK_THROWS_WITH_AS(regex("a{1,2147483648}"), doctest::Contains("repeat count above"), vila::format_error);
+    CHECK_THROWS_WITH_AS(regex(std::string(300, '(') + "a" + std::string(300, ')')), doctest::Contains("nest deeper than 256"),
+                         vila::format_error);
+    CHECK_THROWS_WITH_AS(regex("a" + std::string(40, '?')), doctest::Contains("quantifiers on one atom"), vila::format_error);
+    CHECK_THROWS_WITH_AS(regex("\\x{110000}"), doctest::Contains("bad \\x{...}"), vila::format_error);
+    CHECK_THROWS_AS(regex("\\x{123456789}"), vila::format_error);
+    CHECK(matches(regex("\\x{41}+"), "AAB") == std::vector<std::string>{"AA"});
+    // (a?)* used to run 4-8 s and 850 MB before failing; Oniguruma matches it
+    const regex empty_loop("(a?)*b");
+    const std::string long_a(20000, 'a');
+    CHECK(matches(empty_loop, long_a + "b") == std::vector<std::string>{long_a + "b"});
+    CHECK(matches(regex(".*.*.*x"), std::string(5000, 'y')).empty());
 }
