@@ -67,8 +67,13 @@ public:
     /// An integer in [lo, hi], checked before any conversion.
     std::int64_t integer_value(const std::string& key, const nlohmann::json& v, std::int64_t lo, std::int64_t hi) const {
         if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
-        const bool ok = v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(std::max<std::int64_t>(hi, 0)) && hi >= 0
-                                               : v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+        bool ok;
+        if (v.is_number_unsigned()) {  // may exceed int64: compare as unsigned, against both bounds
+            const std::uint64_t u = v.get<std::uint64_t>();
+            ok = hi >= 0 && u <= std::uint64_t(hi) && (lo <= 0 || u >= std::uint64_t(lo));
+        } else {
+            ok = v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+        }
         if (!ok) fail(key, v.dump() + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
         return v.get<std::int64_t>();
     }

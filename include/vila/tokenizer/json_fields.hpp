@@ -43,7 +43,11 @@ struct field {
     /// An integer in [lo, hi]: range-checked before any narrowing.
     long long integer_in(long long lo, long long hi) const {
         const long long v = integer();
-        if (value.is_number_unsigned() ? value.get<unsigned long long>() > static_cast<unsigned long long>(hi) : (v < lo || v > hi))
+        const bool out = value.is_number_unsigned()
+                             ? (hi < 0 || value.get<unsigned long long>() > static_cast<unsigned long long>(hi) ||
+                                (lo > 0 && value.get<unsigned long long>() < static_cast<unsigned long long>(lo)))
+                             : (v < lo || v > hi);
+        if (out)
             fail("out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]: " + value.dump());
         return v;
     }

@@ -1,0 +1,128 @@
+// libFuzzer harnesses for the readers of untrusted files (issue 14): one binary, the target
+// chosen by the environment variable VILA_FUZZ (tests/fuzz/run.sh sets it):
+//   image        decode_image, then CLIP preprocessing in pad and resize modes
+//   safetensors  the header and every tensor's conversion to float
+//   config       config.json readers: LLaMA-family, ViT, image processor
+//   tokenizer    tokenizer.json (first line: a text to encode, then the JSON)
+//   regex        a Split pattern (first line) matched against the rest
+// The contract checked besides memory safety: a reader throws vila::error (with a message) or
+// succeeds; any other exception aborts, so libFuzzer reports it as a crash.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include <vila/io/safetensors.hpp>
+#include <vila/llm/config.hpp>
+#include <vila/tokenizer/regex.hpp>
+#include <vila/tokenizer/tokenizer.hpp>
+#include <vila/vision/image.hpp>
+#include <vila/vision/vit.hpp>
+
+namespace {
+
+std::string target;
+
+void fuzz_image(const unsigned char* data, std::size_t size) {
+    // a smaller pixel limit than the default keeps each run fast; the checks are the same
+    const auto im = vila::vision::decode_image(data, size, "fuzz", 1u << 20);
+    vila::vision::image_processor p;
+    p.shortest_edge = p.width = p.height = 16;
+    p.max_pixels = 1u << 20;
+    for (const char* mode : {"none", "pad", "resize"}) {
+        p.aspect_ratio = mode;
+        try {
+            (void)p.preprocess(im);
+        } catch (const vila::shape_error&) {  // an intermediate image above the limit
+        }
+    }
+}
+
+void fuzz_safetensors(const unsigned char* data, std::size_t size) {
+    static const std::string path = "/tmp/vila_fuzz_" + std::to_string(::getpid()) + ".safetensors";
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) std::abort();
+    if (size) std::fwrite(data, 1, size, f);
+    std::fclose(f);
+    vila::io::safetensors_file st(path);
+    for (const auto& [name, info] : st.tensors()) {
+        if (vila::numel(info.shape) > (1 << 20)) continue;
+        vila::tensor<float> t;
+        try {
+            st.read(name, t);
+        } catch (const vila::format_error&) {  // an integer tensor read as float
+        }
+    }
+}
+
+nlohmann::json parse(const unsigned char* data, std::size_t size) {
+    try {
+        return nlohmann::json::parse(data, data + size);
+    } catch (const nlohmann::json::exception& e) {
+        throw vila::format_error(std::string("fuzz: invalid JSON: ") + e.what());
+    }
+}
+
+void fuzz_config(const unsigned char* data, std::size_t size) {
+    const auto j = parse(data, size);
+    const auto each = [](auto&& fn) {
+        try {
+            fn();
+        } catch (const vila::error& e) {
+            if (!*e.what()) std::abort();
+        }
+    };
+    each([&] { (void)vila::llm::llama_config::from_json(j, "fuzz/config.json"); });
+    each([&] { (void)vila::vision::vit_config::from_json(j, "fuzz/config.json"); });
+    each([&] { (void)vila::vision::image_processor::from_json(j, "fuzz/preprocessor_config.json"); });
+}
+
+void fuzz_tokenizer(const unsigned char* data, std::size_t size) {
+    const auto* nl = static_cast<const unsigned char*>(std::memchr(data, '\n', size));
+    const std::size_t cut = nl ? std::size_t(nl - data) : 0;
+    const std::string text(reinterpret_cast<const char*>(data), std::min<std::size_t>(cut, 256));
+    const auto t = vila::tokenizer::tokenizer::from_json(parse(data + cut, size - cut), "fuzz/tokenizer.json");
+    const auto ids = t.encode(text);
+    try {
+        (void)t.decode(ids);
+    } catch (const vila::error&) {  // e.g. a byte-level decoder on ids of another model
+    }
+}
+
+void fuzz_regex(const unsigned char* data, std::size_t size) {
+    const auto* nl = static_cast<const unsigned char*>(std::memchr(data, '\n', size));
+    if (!nl) return;
+    const std::string pattern(reinterpret_cast<const char*>(data), std::size_t(nl - data));
+    const std::string text(reinterpret_cast<const char*>(nl + 1), std::min<std::size_t>(size - std::size_t(nl - data) - 1, 256));
+    const vila::tokenizer::regex re(pattern);
+    std::vector<vila::tokenizer::unicode::codepoint> cps;
+    for (unsigned char c : text) cps.push_back(c);
+    (void)re.find_all(cps);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    const char* t = std::getenv("VILA_FUZZ");
+    target = t ? t : "";
+    if (target != "image" && target != "safetensors" && target != "config" && target != "tokenizer" && target != "regex") {
+        std::fprintf(stderr, "set VILA_FUZZ to image, safetensors, config, tokenizer or regex\n");
+        std::exit(2);
+    }
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
+    try {
+        if (target == "image") fuzz_image(data, size);
+        else if (target == "safetensors") fuzz_safetensors(data, size);
+        else if (target == "config") fuzz_config(data, size);
+        else if (target == "tokenizer") fuzz_tokenizer(data, size);
+        else fuzz_regex(data, size);
+    } catch (const vila::error& e) {
+        if (!*e.what()) std::abort();  // every error says what went wrong
+    }
+    return 0;  // any other exception escapes: libFuzzer reports it
+}
