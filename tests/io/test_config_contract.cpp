@@ -1,11 +1,14 @@
 // The error contract for configs (issue 14, rows 3 and 6): a wrong type, a non-finite number,
 // an out-of-range or sparse id is a vila:: error naming the file and the key; nothing is
 // narrowed (1e300 read as an int was UB) and no nlohmann::type_error escapes.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
 #include <doctest/doctest.h>
+#include <vila/io/safetensors.hpp>
 #include <vila/llm/config.hpp>
+#include <vila/llm/llama.hpp>
 #include <vila/model/checkpoint.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
 #include <vila/vision/image.hpp>
@@ -49,6 +52,7 @@ TEST_CASE("config.json: wrong types and out-of-range numbers name the file and t
     bad_llama("hidden_size", json::parse("99999999999999999999"), {"expected an integer"});  // parsed as a double
     bad_llama("hidden_size", 9999999999LL, {"outside"});
     bad_llama("num_hidden_layers", -3, {"outside [1,"});
+    bad_llama("num_key_value_heads", 0, {"outside [1,"});  // found by the fuzzer: a division by zero
     bad_llama("hidden_act", 3, {"expected a string"});
     bad_llama("model_type", json::array(), {"expected a string"});
     bad_llama("rms_norm_eps", "small", {"expected a finite number"});
@@ -139,4 +143,19 @@ TEST_CASE("an atomic write under a path that cannot be a folder says why (issue 
     io::write_json(dir.path / "ok" / "config.json", {{"a", 1}});
     CHECK(io::read_json(dir.path / "ok" / "config.json")["a"] == 1);
     for (const auto& e : fs::directory_iterator(dir.path / "ok")) CHECK(e.path().filename() == "config.json");  // no temporaries left
+}
+
+TEST_CASE("a config.json alone cannot drive allocation (issue 14, row 4): the checkpoint is weighed first") {
+    namespace fs = std::filesystem;
+    const test::scratch_folder dir("vila_config_alone");
+    // LLaMA-7B's shape beside an empty checkpoint: was 5.3 GB and 19 s before "missing tensor"
+    json cfg = llama();
+    cfg["hidden_size"] = 4096, cfg["intermediate_size"] = 11008, cfg["num_hidden_layers"] = 32, cfg["num_attention_heads"] = 32;
+    cfg["vocab_size"] = 32000;
+    std::ofstream(dir.path / "config.json") << cfg.dump();
+    io::save_safetensors(dir.path / "model.safetensors", {}, {{"format", "pt"}});
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_error<format_error>([&] { (void)llm::llama<float>::load(dir.path); },
+                               {"config.json implies at least 6607077376 weights", "holds 0", "refused before allocating"});
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 1.0);
 }

@@ -39,6 +39,19 @@ void read_parameters(Module& module, const safetensors_checkpoint& ck, const std
 
 /// Throws format_error for the first tensor of `ck` under `prefix` that is not in `used` and
 /// that `allowed` (when given) does not accept: a checkpoint must not carry weights we ignore.
+/// Refuses a checkpoint that holds fewer weights under `prefix` than a config implies
+/// (`needed`, a lower bound), before the model is allocated: a 160-byte config.json beside an
+/// empty or small checkpoint is an error in milliseconds, not gigabytes of zeros first.
+inline void check_holds(const safetensors_checkpoint& ck, const std::string& prefix, double needed, const std::string& where) {
+    double held = 0;
+    for (const auto& n : ck.names())
+        if (n.rfind(prefix, 0) == 0) held += double(numel(ck.info(n).shape));
+    if (needed > held)
+        throw format_error(where + ": config.json implies at least " + std::to_string((long long)needed) + " weights" +
+                           (prefix.empty() ? std::string() : " under '" + prefix + "'") + " but the checkpoint holds " +
+                           std::to_string((long long)held) + " (refused before allocating)");
+}
+
 inline void check_no_strays(const safetensors_checkpoint& ck, const std::string& where, const std::set<std::string>& used,
                             const std::string& prefix, const std::function<bool(const std::string&)>& allowed,
                             const std::string& what) {

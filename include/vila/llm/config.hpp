@@ -154,6 +154,14 @@ struct llama_config {
         return c;
     }
 
+    /// A lower bound of the weights this config implies (embeddings and the layers' matrices;
+    /// norms, biases and an untied head left out): loaders compare it with what the checkpoint
+    /// holds before allocating, so a config alone cannot make them allocate gigabytes.
+    double weight_count() const {
+        const double H = double(hidden_size), q = double(num_attention_heads * head_dim), kv = double(num_key_value_heads * head_dim);
+        return double(vocab_size) * H + double(num_hidden_layers) * (2 * H * q + 2 * H * kv + 3 * H * double(intermediate_size));
+    }
+
     static llama_config load(const std::filesystem::path& path) {
         const auto file = std::filesystem::is_directory(path) ? path / "config.json" : path;
         return from_json(io::read_json(file), file.string());

@@ -293,8 +293,11 @@ public:
 
     /// Loads config.json and the safetensors (one file or shards) of an HF folder.
     static llama load(const std::filesystem::path& dir) {
-        llama m(llama_config::load(dir));
-        m.load_weights(io::safetensors_checkpoint(dir), dir.string());
+        auto config = llama_config::load(dir);
+        const io::safetensors_checkpoint ck(dir);  // header checked against the file first
+        io::check_holds(ck, "", config.weight_count(), dir.string());
+        llama m(std::move(config));
+        m.load_weights(ck, dir.string());
         return m;
     }
 

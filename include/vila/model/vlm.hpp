@@ -161,17 +161,25 @@ public:
         if (L.projector_type != projector_t::type_name)
             throw config_error(L.dir.string() + ": the projector is " + L.projector_type + ", this model type expects " +
                                projector_t::type_name);
-        vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
         if (L.kind == model::layout::format::vila) {
-            m.llm.load_weights(io::safetensors_checkpoint(L.llm_dir), L.llm_dir.string());
-            m.vision.load_weights(io::safetensors_checkpoint(L.vision_dir), L.vision_dir.string());
-            const io::safetensors_checkpoint pck(L.projector_dir);
+            // every checkpoint opened and weighed against its config before anything is allocated
+            const io::safetensors_checkpoint lck(L.llm_dir), vck(L.vision_dir), pck(L.projector_dir);
+            io::check_holds(lck, "", L.llm.weight_count(), L.llm_dir.string());
+            io::check_holds(vck, "", L.vision.weight_count(), L.vision_dir.string());
+            vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
+            m.llm.load_weights(lck, L.llm_dir.string());
+            m.vision.load_weights(vck, L.vision_dir.string());
             std::set<std::string> used;
             io::read_parameters(m.projector, pck, L.projector_dir.string(), nullptr, &used);
             io::check_no_strays(pck, L.projector_dir.string(), used, "", nullptr, std::string("for ") + projector_t::type_name);
-        } else {
+            return m;
+        }
+        {
             const io::safetensors_checkpoint ck(L.dir);
             const std::string where = L.dir.string();
+            io::check_holds(ck, "language_model.", L.llm.weight_count(), where);
+            io::check_holds(ck, "vision_tower.", L.vision.weight_count(), where);
+            vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
             m.llm.load_weights(ck, where, "language_model.");
             m.vision.load_weights(ck, where, "vision_tower.");
             std::set<std::string> used;
@@ -183,8 +191,8 @@ public:
                 if (n.rfind("multi_modal_projector.", 0) == 0 && !used.count(n)) throw format_error(where + ": unexpected tensor '" + n + "'");
                 else if (n.rfind("multi_modal_projector.", 0) != 0 && n.rfind("language_model.", 0) != 0 && n.rfind("vision_tower.", 0) != 0)
                     throw format_error(where + ": unexpected tensor '" + n + "' (not language_model.*, vision_tower.* or multi_modal_projector.*)");
+            return m;
         }
-        return m;
     }
 
     /// Writes the VILA layout (config.json, llm/, vision_tower/, mm_projector/), each file

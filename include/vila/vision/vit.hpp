@@ -41,6 +41,11 @@ struct vit_config {
     int select_layer = -2;
     std::string select_feature = "patch";
     index_t grid() const { return image_size / patch_size; }
+    /// A lower bound of the weights this config implies (the layers' matrices), as llama_config's.
+    double weight_count() const {
+        const double D = double(hidden_size);
+        return double(num_hidden_layers) * (4 * D * D + 2 * D * double(intermediate_size));
+    }
 
     /// Reads a CLIPVisionModel / SiglipVisionModel config.json (or a full CLIP/SigLIP config's vision_config).
     static vit_config from_json(const nlohmann::json& j0, const std::string& file) {
@@ -224,8 +229,11 @@ public:
     }
 
     static vit load(const std::filesystem::path& dir) {
-        vit m(vit_config::load(dir));
-        m.load_weights(io::safetensors_checkpoint(dir), dir.string());
+        auto config = vit_config::load(dir);
+        const io::safetensors_checkpoint ck(dir);
+        io::check_holds(ck, "", config.weight_count(), dir.string());
+        vit m(std::move(config));
+        m.load_weights(ck, dir.string());
         return m;
     }
     /// Reads every parameter (names and shapes checked); the unused attention-pooling head of
