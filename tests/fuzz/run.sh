@@ -30,6 +30,6 @@ for t in "${targets[@]}"; do
   VILA_FUZZ=$t "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$out/crashes/$t-" -print_final_stats=1 \
     "$out/corpus/$t" "$root/tests/fuzz/corpus/$t" "$root/tests/fuzz/regressions/$t" > "$log" 2>&1 || rc=$?
-  grep -E "^#[0-9]+ *(INITED|DONE)|stat::(number_of_executed_units|peak_rss_mb)|ERROR|SUMMARY|Test unit written" "$log" || true
+  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|peak_rss_mb)|ERROR|SUMMARY|Test unit written" "$log" || true
   [ "$rc" -eq 0 ] || { tail -40 "$log"; echo "fuzz $t failed (rc $rc): see $log and $out/crashes/"; exit 1; }
 done
