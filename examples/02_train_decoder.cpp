@@ -74,94 +74,98 @@ int main(int argc, char** argv) {
         const options opt = parse(argc, argv);
         tune_allocator();
         namespace fs = std::filesystem;
-        fs::create_directories(opt.out);
-
-        // 1. Text and tokenizer.
-        rng text_rng(opt.seed);
-        const fs::path corpus = fs::path(opt.out) / "corpus.txt";
-        {
-            std::ofstream f(corpus);
-            for (int i = 0; i < 20000; ++i) f << make_sentence(text_rng) << "\n";
-            f.close();
-            if (!f) throw io_error("cannot write " + corpus.string() + " (disk full?)");  // never train on a cut corpus
-        }
-        tokenizer::bpe_trainer_options topt;
-        topt.vocab_size = 384;
-        tokenizer::bpe_trainer trainer(topt);
-        trainer.feed_files({corpus});
-        trainer.train_and_save(opt.out);
-        const auto tok = tokenizer::load(opt.out);
-        const std::int32_t eos = *tok.token_to_id("<|endoftext|>");
-
-        // 2. Model: a 4-layer LLaMA with grouped-query attention.
-        llm::llama_config cfg;
-        cfg.hidden_size = 128;
-        cfg.intermediate_size = 352;
-        cfg.num_hidden_layers = 4;
-        cfg.num_attention_heads = 4;
-        cfg.num_key_value_heads = 2;
-        cfg.head_dim = 32;
-        cfg.vocab_size = index_t(tok.vocab_size());
-        cfg.max_position_embeddings = 256;
-        cfg.rms_norm_eps = 1e-5;
-        cfg.eos_token_ids = {eos};
-        cfg.bos_token_id = eos;
-        llm::llama<float> model(cfg);
-        model.init_weights(opt.seed);
-        optim::adamw<float> adam({3e-3, 0.9, 0.95, 1e-8, 0.1});
-        std::printf("vila %s: training a %.2f M-parameter decoder (%lld layers, width %lld, vocab %lld) on %d threads\n",
-                    version(), double(model.parameter_count()) / 1e6, (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
-                    (long long)cfg.vocab_size, num_threads());
-
-        // 3. Training on packed sequences: sentences joined by <|endoftext|>.
-        const index_t B = 16, T = 64;
-        std::vector<std::int32_t> stream;
-        auto next_batch = [&]() {
-            std::vector<std::int32_t> ids(std::size_t(B * T));
-            for (auto& id : ids) {
-                if (stream.empty()) {
-                    stream = tok.encode(make_sentence(text_rng), false);
-                    stream.push_back(eos);
-                    std::reverse(stream.begin(), stream.end());
-                }
-                id = stream.back();
-                stream.pop_back();
-            }
-            return tensor<std::int32_t>::from_host({B, T}, ids);
-        };
-        const auto start = std::chrono::steady_clock::now();
-        auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
         float first = 0, smooth = 0;
-        int step = 0;
-        const int warmup = 30;
-        for (;; ++step) {
-            const double t = elapsed();
-            if (opt.steps ? step >= opt.steps : t >= opt.seconds) break;
-            const auto batch = next_batch();
-            model.forward(batch);
-            const float loss = model.loss(batch).loss;
-            model.zero_grad();
-            model.backward_loss();
-            // warmup, then cosine decay over the expected run
-            const double progress = opt.steps ? double(step) / opt.steps : t / opt.seconds;
-            const double lr = 3e-3 * std::min(1.0, double(step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + std::cos(3.14159265 * progress)));
-            adam.step(model, lr);
-            if (step == 0) first = smooth = loss;
-            smooth = 0.95f * smooth + 0.05f * loss;
-            if (!opt.quiet && (step % 20 == 0)) {
-                const double e = elapsed();
-                const double eta = opt.steps ? e / (step + 1) * (opt.steps - step - 1) : std::max(0.0, opt.seconds - e);
-                std::printf("step %4d  loss %.3f (smoothed %.3f)  lr %.2e  %6.0f tokens/s  ETA %4.0f s\n", step, loss, smooth, lr,
-                            double(step + 1) * B * T / e, eta);
-                std::fflush(stdout);
+        std::int32_t eos = 0;
+        // DIR is written as a unit (io::write_folder): everything goes into a temporary folder
+        // beside it, which replaces DIR at the end; a run killed at any moment leaves DIR as it was.
+        io::write_folder(opt.out, [&](const fs::path& dir) {
+            // 1. Text and tokenizer.
+            rng text_rng(opt.seed);
+            const fs::path corpus = dir / "corpus.txt";
+            {
+                std::ofstream f(corpus);
+                for (int i = 0; i < 20000; ++i) f << make_sentence(text_rng) << "\n";
+                f.close();
+                if (!f) throw io_error("cannot write " + corpus.string() + " (disk full?)");  // never train on a cut corpus
             }
-        }
-        std::printf("trained %d steps in %.1f s: loss %.3f -> %.3f (uniform guess: %.3f)\n", step, elapsed(), first, smooth,
-                    std::log(double(cfg.vocab_size)));
+            tokenizer::bpe_trainer_options topt;
+            topt.vocab_size = 384;
+            tokenizer::bpe_trainer trainer(topt);
+            trainer.feed_files({corpus});
+            trainer.train_and_save(dir);
+            const auto tok = tokenizer::load(dir);
+            eos = *tok.token_to_id("<|endoftext|>");
 
-        // 4. Save an HF checkpoint and generate from it.
-        model.save(opt.out);
+            // 2. Model: a 4-layer LLaMA with grouped-query attention.
+            llm::llama_config cfg;
+            cfg.hidden_size = 128;
+            cfg.intermediate_size = 352;
+            cfg.num_hidden_layers = 4;
+            cfg.num_attention_heads = 4;
+            cfg.num_key_value_heads = 2;
+            cfg.head_dim = 32;
+            cfg.vocab_size = index_t(tok.vocab_size());
+            cfg.max_position_embeddings = 256;
+            cfg.rms_norm_eps = 1e-5;
+            cfg.eos_token_ids = {eos};
+            cfg.bos_token_id = eos;
+            llm::llama<float> model(cfg);
+            model.init_weights(opt.seed);
+            optim::adamw<float> adam({3e-3, 0.9, 0.95, 1e-8, 0.1});
+            std::printf("vila %s: training a %.2f M-parameter decoder (%lld layers, width %lld, vocab %lld) on %d threads\n",
+                        version(), double(model.parameter_count()) / 1e6, (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
+                        (long long)cfg.vocab_size, num_threads());
+
+            // 3. Training on packed sequences: sentences joined by <|endoftext|>.
+            const index_t B = 16, T = 64;
+            std::vector<std::int32_t> stream;
+            auto next_batch = [&]() {
+                std::vector<std::int32_t> ids(std::size_t(B * T));
+                for (auto& id : ids) {
+                    if (stream.empty()) {
+                        stream = tok.encode(make_sentence(text_rng), false);
+                        stream.push_back(eos);
+                        std::reverse(stream.begin(), stream.end());
+                    }
+                    id = stream.back();
+                    stream.pop_back();
+                }
+                return tensor<std::int32_t>::from_host({B, T}, ids);
+            };
+            const auto start = std::chrono::steady_clock::now();
+            auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+            int step = 0;
+            const int warmup = 30;
+            for (;; ++step) {
+                const double t = elapsed();
+                if (opt.steps ? step >= opt.steps : t >= opt.seconds) break;
+                const auto batch = next_batch();
+                model.forward(batch);
+                const float loss = model.loss(batch).loss;
+                model.zero_grad();
+                model.backward_loss();
+                // warmup, then cosine decay over the expected run
+                const double progress = opt.steps ? double(step) / opt.steps : t / opt.seconds;
+                const double lr = 3e-3 * std::min(1.0, double(step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + std::cos(3.14159265 * progress)));
+                adam.step(model, lr);
+                if (step == 0) first = smooth = loss;
+                smooth = 0.95f * smooth + 0.05f * loss;
+                if (!opt.quiet && (step % 20 == 0)) {
+                    const double e = elapsed();
+                    const double eta = opt.steps ? e / (step + 1) * (opt.steps - step - 1) : std::max(0.0, opt.seconds - e);
+                    std::printf("step %4d  loss %.3f (smoothed %.3f)  lr %.2e  %6.0f tokens/s  ETA %4.0f s\n", step, loss, smooth, lr,
+                                double(step + 1) * B * T / e, eta);
+                    std::fflush(stdout);
+                }
+            }
+            std::printf("trained %d steps in %.1f s: loss %.3f -> %.3f (uniform guess: %.3f)\n", step, elapsed(), first, smooth,
+                        std::log(double(cfg.vocab_size)));
+
+            // 4. Save an HF checkpoint and generate from it.
+            model.save_into(dir);
+        });
         std::printf("saved %s/{config.json, model.safetensors, tokenizer.json}\n", opt.out.c_str());
+        const auto tok = tokenizer::load(opt.out);
         auto loaded = llm::llama<float>::load(opt.out);
         for (const char* prompt : {"alice has", "the red", "in the garden"}) {
             llm::generate_options g;

@@ -66,7 +66,7 @@ int run_recipe(const std::string& recipe, const std::string& size, const std::fi
     if (!scratch && init_arg.empty()) throw usage_error("--recipe vila3 starts from a VLM folder: give --init VLM_DIR");
     if (scratch && world_arg.empty()) throw usage_error("--recipe " + recipe + " trains on the synthetic world: give --world DIR");
     if (world_arg.empty() == registry_arg.empty()) throw usage_error("the recipe needs exactly one of --world DIR and --data-registry FILE");
-    if (overwrite) fs::remove_all(run);
+    if (overwrite) io::remove_folder(run);  // renamed aside first: a crash never leaves half an old run
     if (fs::exists(run) && !fs::exists(run / "recipe.json"))
         throw usage_error(run.string() + " exists and holds no recipe: choose a new folder or pass --overwrite");
     if (fs::exists(run / "recipe.json")) std::printf("continuing the recipe in %s\n", run.c_str());

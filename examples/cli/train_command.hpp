@@ -275,7 +275,7 @@ int cmd_train(args a) {
     if (!resume && fs::exists(run)) {
         if (!s.j.value("overwrite", false))
             throw usage_error(run.string() + " exists: resume it with --resume " + run.string() + ", or pass --overwrite to start over");
-        fs::remove_all(run);
+        vila::io::remove_folder(run);  // renamed aside first: a crash never leaves half an old run to resume
     }
     s.j.erase("overwrite");
     // a VLM folder (VILA layout or LLaVA-HF): fine-tuning on conversation / interleaved / pair data

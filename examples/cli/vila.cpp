@@ -490,8 +490,8 @@ int cmd_export(args a) {
     vila::lora::merge(m);
     vila::lora::detach(m);
     if (fs::exists(out) && fs::absolute(out) == fs::absolute(dir)) throw usage_error("--out must differ from --model");
-    vila::train::write_folder_atomically(out, [&](const fs::path& tmp) {
-        m.save(tmp);
+    vila::io::write_folder(out, [&](const fs::path& tmp) {
+        m.save_into(tmp);
         vila::train::copy_tokenizer_files(dir, tmp);
     });
     std::printf("wrote %s: %s with its adapter merged (a plain HF folder)\n", out.c_str(), dir.c_str());

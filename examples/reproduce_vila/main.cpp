@@ -458,7 +458,7 @@ int main(int argc, char** argv) {
             if (fs::is_directory(o.out))
                 for (const auto& e : fs::directory_iterator(o.out)) ours = ours || e.path().filename().string().rfind("seed-", 0) == 0;
             if (!ours) throw vila::config_error(o.out.string() + " does not look like a reproduce_vila folder (no seed-*/, no results.json): not removing it");
-            fs::remove_all(o.out);
+            vila::io::remove_folder(o.out);  // renamed aside first: a crash never leaves half of it
         }
         fs::create_directories(o.out);
         std::printf("reproduce_vila: %d seed%s (%d at a time, %d thread%s each), size %s, into %s\n", o.seeds, o.seeds == 1 ? "" : "s", o.jobs, threads,

@@ -38,6 +38,7 @@
 #include "tokenizer/tokenizer.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/folder.hpp"
 #include "io/json.hpp"
 #include "io/parameters.hpp"
 #include "io/safetensors.hpp"

@@ -9,7 +9,9 @@
 #include <vila/io/safetensors.hpp>
 #include <vila/llm/config.hpp>
 #include <vila/llm/llama.hpp>
+#include <vila/data/open.hpp>
 #include <vila/model/checkpoint.hpp>
+#include <vila/model/lora.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
 #include <vila/vision/image.hpp>
 #include <vila/vision/vit.hpp>
@@ -39,6 +41,11 @@ void expect_error(F&& fn, const std::vector<std::string>& words) {
         for (const auto& w : words) CHECK_MESSAGE(msg.find(w) != std::string::npos, msg, " lacks ", w);
     }
 }
+/// Sets io::max_weight_bytes for a scope (0 again after, even when a check throws).
+struct weight_limit {
+    explicit weight_limit(double bytes) { io::max_weight_bytes = bytes; }
+    ~weight_limit() { io::max_weight_bytes = 0; }
+};
 }  // namespace
 
 TEST_CASE("config.json: wrong types and out-of-range numbers name the file and the key") {
@@ -154,8 +161,112 @@ TEST_CASE("a config.json alone cannot drive allocation (issue 14, row 4): the ch
     cfg["vocab_size"] = 32000;
     std::ofstream(dir.path / "config.json") << cfg.dump();
     io::save_safetensors(dir.path / "model.safetensors", {}, {{"format", "pt"}});
+    const weight_limit any(1e13);  // 26 GB of F32: beyond some machines' memory, which is checked first
     const auto t0 = std::chrono::steady_clock::now();
     expect_error<format_error>([&] { (void)llm::llama<float>::load(dir.path); },
                                {"config.json implies at least 6607077376 weights", "holds 0", "refused before allocating"});
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 1.0);
+}
+
+TEST_CASE("llama_config::for_each_parameter_shape names exactly the parameters llm::llama allocates") {
+    for (const char* variant : {"plain", "qwen2", "biases", "tied"}) {
+        json j = llama();
+        j["num_key_value_heads"] = 2;
+        if (std::string(variant) == "qwen2") j["architectures"] = json::array({"Qwen2ForCausalLM"});
+        if (std::string(variant) == "biases") j["attention_bias"] = true, j["mlp_bias"] = true;
+        if (std::string(variant) == "tied") j["tie_word_embeddings"] = true;
+        const auto cfg = llm::llama_config::from_json(j, "config.json");
+        std::vector<std::pair<std::string, shape_t>> visited, allocated;
+        cfg.for_each_parameter_shape([&](const std::string& n, const shape_t& s) {
+            visited.emplace_back(n, s);
+            return true;
+        });
+        llm::llama<float> m(cfg);
+        m.for_each_parameter([&](const std::string& n, param<float>& p) { allocated.emplace_back(n, p.value.shape()); });
+        CHECK_MESSAGE(visited == allocated, variant);
+    }
+}
+
+TEST_CASE("a checkpoint is checked name by name, shape by shape and against the memory limit before the model is allocated") {
+    namespace fs = std::filesystem;
+    const test::scratch_folder dir("vila_checkpoint_checked");
+    // ~1e9 weights in one stray tensor of a sparse 4 GB file: enough bytes for check_holds; the
+    // names are wrong. Was: 4 GB allocated, then "missing tensor". Now refused in milliseconds.
+    json cfg = llama();
+    cfg["hidden_size"] = 2048, cfg["intermediate_size"] = 5632, cfg["num_hidden_layers"] = 22, cfg["num_attention_heads"] = 32;
+    cfg["vocab_size"] = 32000;
+    std::ofstream(dir.path / "config.json") << cfg.dump();
+    const double need = llm::llama_config::from_json(cfg, "c").weight_count();
+    const auto n = std::uint64_t(need) + 1;
+    {
+        const std::string header = json{{"junk", {{"dtype", "F32"}, {"shape", {n}}, {"data_offsets", {0, 4 * n}}}}}.dump();
+        std::ofstream f(dir.path / "model.safetensors", std::ios::binary);
+        const std::uint64_t len = header.size();
+        f.write(reinterpret_cast<const char*>(&len), 8);
+        f << header;
+    }
+    fs::resize_file(dir.path / "model.safetensors", fs::file_size(dir.path / "model.safetensors") + 4 * n);  // sparse
+    const weight_limit limit(1e13);  // whatever this machine's memory: the names decide here (reset to 0 at the end)
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_error<format_error>([&] { (void)llm::llama<float>::load(dir.path); }, {"missing tensor 'model.embed_tokens.weight'", "before allocating"});
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 1.0);
+
+    // the memory limit: the numbers, before anything is allocated
+    io::max_weight_bytes = 1e9;
+    expect_error<config_error>([&] { (void)llm::llama<float>::load(dir.path); }, {"above the limit of 1.00 GB", "refused before allocating"});
+    io::max_weight_bytes = 1000;
+    const auto fixture = fs::path(VILA_TEST_DATA_DIR) / "llm" / "qwen2_bias";
+    expect_error<config_error>([&] { (void)llm::llama<float>::load(fixture); }, {"qwen2_bias", "above the limit"});
+    io::max_weight_bytes = 0;
+    CHECK_NOTHROW((void)llm::llama<float>::load(fixture));
+
+    // a layer's tensor of the wrong shape, found by the static check alone (no model allocated)
+    auto good = llm::llama<float>::load(fixture);
+    std::map<std::string, io::tensor_to_write> w;
+    good.collect_weights(w);
+    auto& t = w.at("model.layers.1.mlp.up_proj.weight");
+    std::swap(t.shape[0], t.shape[1]);
+    io::save_safetensors(dir.path / "swapped.safetensors", w, {{"format", "pt"}});
+    const io::safetensors_checkpoint swapped(dir.path / "swapped.safetensors");
+    expect_error<format_error>([&] { llm::llama<float>::check_checkpoint(good.config, swapped, "swapped"); },
+                               {"swapped", "model.layers.1.mlp.up_proj.weight", "has shape"});
+}
+
+TEST_CASE("adapter_config.json, a data registry and recipe.json: wrong types and ranges name the file and the key") {
+    const auto peft = [](const char* key, json value, std::vector<std::string> words) {
+        json j = json::parse(R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})");
+        j[key] = std::move(value);
+        words.insert(words.begin(), {"ad/adapter_config.json", key});
+        expect_error<config_error>([&] { (void)lora::peft_config::from_json(j, "ad/adapter_config.json"); }, words);
+    };
+    peft("r", 1e300, {"expected an integer"});  // was index_t(1e300): UB
+    peft("r", "8", {"expected an integer"});
+    peft("r", 0, {"outside [1,"});
+    peft("lora_alpha", -1, {">= 0"});
+    peft("lora_dropout", 1.5, {"below 1"});
+    peft("use_rslora", "yes", {"expected true or false"});  // was nlohmann::type_error
+    peft("bias", 3, {"expected a string"});
+    peft("rank_pattern", json{{"q_proj", json::parse("18446744073709551615")}}, {"rank_pattern.q_proj", "outside"});
+    peft("rank_pattern", json{{"q_proj", -4}}, {"rank_pattern.q_proj", "outside"});
+    peft("alpha_pattern", json{{"q_proj", "big"}}, {"alpha_pattern.q_proj", "finite number"});
+    peft("base_model_name_or_path", 7, {"expected a string"});
+
+    const test::scratch_folder dir("vila_test_registry_contract");
+    const auto reg = dir.path / "registry.json";
+    std::ofstream(dir.path / "rows.jsonl") << R"({"text": "a"})" << "\n";
+    const auto bad_entry = [&](const char* key, json value, std::vector<std::string> words) {
+        json e = {{"format", "text"}, {"path", "rows.jsonl"}};
+        e[key] = std::move(value);
+        io::write_json(reg, json{{"rows", e}});
+        words.insert(words.begin(), {reg.string(), std::string("rows.") + key});
+        expect_error<config_error>([&] { (void)data::parse_mixture("rows", reg); }, words);
+    };
+    bad_entry("pack", -1, {"outside [1,"});  // was get<size_t>: 2^64 - 1 pairs per sample
+    bad_entry("pack", 1e300, {"expected an integer"});
+    bad_entry("max_images", json::parse("99999999999999999999"), {"expected an integer"});
+    bad_entry("weight", "heavy", {"finite number"});
+    bad_entry("path", 3, {"expected a string"});
+    bad_entry("colour", "red", {"unknown key"});
+    io::write_json(reg, json{{"rows", {{"format", "text"}, {"path", "rows.jsonl"}, {"pack", 2}}}});
+    CHECK(data::parse_mixture("rows", reg).at(0).pack == 2);  // a good entry still reads
 }

@@ -8,6 +8,7 @@
 // its first row (conversations: llava; text_list: mmc4; question or inputs: instructions;
 // text: text). Formats: llava, mmc4, mmc4-pairs, webdataset, instructions, text.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -108,21 +109,23 @@ inline std::vector<source_spec> parse_mixture(const std::string& text, const std
             const auto& e = reg[part];
             const std::string where = registry.string() + ": " + part;
             if (!e.is_object()) throw config_error(where + ": should be an object {format, path, ...}");
-            try {
-                for (const auto& [k, v] : e.items()) {
-                    if (k == "format") s.format = v.get<std::string>();
-                    else if (k == "path") s.path = base / v.get<std::string>();
-                    else if (k == "image_folder") s.image_folder = base / v.get<std::string>();
-                    else if (k == "image_shards") s.image_shards = base / v.get<std::string>();
-                    else if (k == "weight") s.weight = v.get<double>();
-                    else if (k == "pack") s.pack = v.get<std::size_t>();
-                    else if (k == "min_similarity") s.min_similarity = v.get<double>();
-                    else if (k == "max_images") s.max_images = v.get<std::size_t>();
-                    else throw config_error(where + ": unknown key '" + k + "'");
-                }
-            } catch (const nlohmann::json::exception& ex) {
-                throw config_error(where + ": " + ex.what());
-            }
+            // every field through io::config_fields: a wrong type or an out-of-range number is a
+            // config_error naming the registry file and "name.key"
+            const io::config_fields f(e, registry.string(), part + ".");
+            static const char* const known[] = {"format", "path", "image_folder", "image_shards", "weight", "pack", "min_similarity", "max_images"};
+            for (const auto& item : e.items())
+                if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return item.key() == k; }) == std::end(known))
+                    f.fail(item.key(), "unknown key (known: format, path, image_folder, image_shards, weight, pack, min_similarity, max_images)");
+            auto relative = [&](const char* k) { return f.has(k) ? base / f.str(k, "") : fs::path(); };
+            s.format = f.str("format", s.format);
+            s.path = relative("path");
+            s.image_folder = relative("image_folder");
+            s.image_shards = relative("image_shards");
+            s.weight = f.number("weight", s.weight);
+            if (!(s.weight >= 0)) f.fail("weight", "must be >= 0");
+            s.pack = std::size_t(f.integer("pack", std::int64_t(s.pack), 1, 1 << 16));
+            s.min_similarity = f.number("min_similarity", s.min_similarity);
+            s.max_images = std::size_t(f.integer("max_images", std::int64_t(s.max_images), 0, 1 << 16));
             if (s.path.empty()) throw config_error(where + ": no \"path\"");
             s.name = part;
         } else if (fs::exists(part)) {

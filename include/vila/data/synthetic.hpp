@@ -49,6 +49,7 @@
 
 #include "../core/rng.hpp"
 #include "../error.hpp"
+#include "../io/folder.hpp"
 #include "../io/tar.hpp"
 #include "../vision/image.hpp"
 
@@ -409,8 +410,8 @@ inline std::string key(int i) {
 }
 }  // namespace detail
 
-/// Writes the world into `dir` (which must not exist): into a temporary folder beside it, then
-/// renamed, so a world folder is whole or absent.
+/// Writes the world into `dir` (which must not exist) as a unit (io::write_folder): a world
+/// folder is whole or absent.
 inline world_summary write_world(const std::filesystem::path& dir, const world_options& o) {
     namespace fs = std::filesystem;
     if (fs::exists(dir)) throw io_error(dir.string() + " exists: choose a new folder for the world");
@@ -419,12 +420,10 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
         o.sft_rows < 1 || o.countries < 4 || o.flan_countries < 1 || o.flan_countries > o.countries || o.eval_vqa < 1 || o.eval_icl < 1 ||
         o.icl_shots < 2 || o.icl_shots > 8 || o.eval_text < 1 || o.copy_rows < 0 || o.text_icl_rows < 0 || o.descriptions < 0 || o.eval_text_icl < 1 || o.web_text < 0 || o.web_text > 8)
         throw config_error("synthetic world: a count is out of range (images_per_document + revisits 1-6, icl_shots 2-8, sft_images >= 2, countries >= 4, web_text 0-8)");
-    const fs::path tmp = dir.string() + ".tmp-" + std::to_string(::getpid());
-    fs::remove_all(tmp);
     world_summary sum;
-    detail::world_writer w(tmp, sum);
     const int S = o.image_size;
-    try {
+    io::write_folder(dir, [&](const fs::path& tmp) {
+        detail::world_writer w(tmp, sum);
         // pairs: COYO-like captions in webdataset shards (KEY.png, KEY.txt, KEY.json)
         {
             rng g(o.seed, 1);
@@ -697,14 +696,7 @@ inline world_summary write_world(const std::filesystem::path& dir, const world_o
                               {"eval_icl", o.eval_icl}, {"icl_shots", o.icl_shots}, {"eval_text", o.eval_text},
                               {"copy_rows", o.copy_rows}, {"text_icl_rows", o.text_icl_rows}, {"descriptions", o.descriptions},
                               {"eval_text_icl", o.eval_text_icl}, {"web_text", o.web_text}});
-        std::error_code ec;
-        fs::rename(tmp, dir, ec);
-        if (ec) throw io_error("cannot move the world into " + dir.string() + ": " + ec.message());
-    } catch (...) {
-        std::error_code ec;
-        fs::remove_all(tmp, ec);
-        throw;
-    }
+    }, io::existing_folder::refuse);
     return sum;
 }
 

@@ -6,11 +6,16 @@
 // name to the checkpoint's tensor name (a prefix, LLaVA-HF's renames). LoRA adapter parameters
 // are not part of a base checkpoint: both routines skip them (model/lora.hpp saves them).
 #pragma once
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "../core/param.hpp"
 #include "../nn/lora.hpp"
@@ -50,6 +55,59 @@ inline void check_holds(const safetensors_checkpoint& ck, const std::string& pre
         throw format_error(where + ": config.json implies at least " + std::to_string((long long)needed) + " weights" +
                            (prefix.empty() ? std::string() : " under '" + prefix + "'") + " but the checkpoint holds " +
                            std::to_string((long long)held) + " (refused before allocating)");
+}
+
+/// The most bytes of weights a loader allocates from one checkpoint; 0 (the default) means
+/// the machine's physical memory. A config.json implying more is refused before allocating,
+/// with the numbers, instead of the machine swapping or the process being killed. Also set by
+/// the environment variable VILA_MAX_WEIGHT_BYTES.
+inline double max_weight_bytes = 0;
+
+inline double physical_memory_bytes() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+inline double weight_bytes_limit() {
+    if (max_weight_bytes > 0) return max_weight_bytes;
+    if (const char* env = std::getenv("VILA_MAX_WEIGHT_BYTES")) {
+        char* end = nullptr;
+        const double x = std::strtod(env, &end);
+        if (end == env || *end != 0 || !(x > 0) || !std::isfinite(x))
+            throw config_error(std::string("VILA_MAX_WEIGHT_BYTES='") + env + "' is not a positive number of bytes");
+        return x;
+    }
+    return physical_memory_bytes();
+}
+
+/// Refuses a model whose weights (`values` of `value_bytes` each) exceed weight_bytes_limit().
+inline void check_weight_memory(double values, std::size_t value_bytes, const std::string& where) {
+    const double need = values * double(value_bytes), limit = weight_bytes_limit();
+    if (limit > 0 && need > limit) {
+        char msg[256];
+        std::snprintf(msg, sizeof msg, "config.json implies %.3g weights, %.2f GB as %zu-byte values, above the limit of %.2f GB", values,
+                      need / 1e9, value_bytes, limit / 1e9);
+        throw config_error(where + ": " + msg + (max_weight_bytes > 0 || std::getenv("VILA_MAX_WEIGHT_BYTES") ? std::string(" (io::max_weight_bytes / VILA_MAX_WEIGHT_BYTES)")
+                                                                                                    : std::string(" (this machine's memory; raise it with VILA_MAX_WEIGHT_BYTES)")) +
+                           " (refused before allocating)");
+    }
+}
+
+/// Checks, before a model is allocated, that `ck` holds each tensor visit_shapes(f) names (under
+/// `prefix`) with that shape and a floating-point dtype: the first missing or mismatched tensor
+/// is a format_error naming `where`. visit_shapes stops at the first failure, so the work is
+/// bounded by the checkpoint, not by the config.
+template <class Visit>
+void check_parameter_shapes(const safetensors_checkpoint& ck, const std::string& prefix, const std::string& where, Visit&& visit_shapes) {
+    visit_shapes([&](const std::string& name, const shape_t& shape) {
+        const std::string k = prefix + name;
+        if (!ck.contains(k)) throw format_error(where + ": missing tensor '" + k + "' (checked before allocating)");
+        const auto& t = ck.info(k);
+        if (t.shape != shape)
+            throw format_error(where + ": tensor '" + k + "' has shape " + to_string(t.shape) + ", config.json implies " + to_string(shape));
+        if (t.type != dtype::f32 && t.type != dtype::f16 && t.type != dtype::bf16 && t.type != dtype::f64)
+            throw format_error(where + ": tensor '" + k + "' has dtype " + dtype_name(t.type) + ", expected F32, F16, BF16 or F64");
+        return true;
+    });
 }
 
 inline void check_no_strays(const safetensors_checkpoint& ck, const std::string& where, const std::set<std::string>& used,

@@ -162,6 +162,30 @@ struct llama_config {
         return double(vocab_size) * H + double(num_hidden_layers) * (2 * H * q + 2 * H * kv + 3 * H * double(intermediate_size));
     }
 
+    /// Visits (HF name, shape) of every parameter llm::llama allocates for this config, in its
+    /// order, without allocating: loaders check a checkpoint against it first. f returns false
+    /// to stop (a missing tensor), so a config of 2^31 layers costs only as many visits as the
+    /// checkpoint has tensors. tests/llm/test_llama_parity.cpp holds it equal to the model.
+    template <class F>
+    void for_each_parameter_shape(F&& f) const {
+        const index_t D = hidden_size, Q = num_attention_heads * head_dim, KV = num_key_value_heads * head_dim, Fm = intermediate_size;
+        if (!f(std::string("model.embed_tokens.weight"), shape_t{vocab_size, D})) return;
+        const bool qkv = attention_bias || qkv_bias;
+        for (index_t i = 0; i < num_hidden_layers; ++i) {
+            const std::string p = "model.layers." + std::to_string(i) + ".";
+            auto linear = [&](const char* n, index_t in, index_t out, bool bias) {
+                return f(p + n + ".weight", shape_t{out, in}) && (!bias || f(p + n + ".bias", shape_t{out}));
+            };
+            if (!(f(p + "input_layernorm.weight", shape_t{D}) && linear("self_attn.q_proj", D, Q, qkv) && linear("self_attn.k_proj", D, KV, qkv) &&
+                  linear("self_attn.v_proj", D, KV, qkv) && linear("self_attn.o_proj", Q, D, attention_bias) &&
+                  f(p + "post_attention_layernorm.weight", shape_t{D}) && linear("mlp.gate_proj", D, Fm, mlp_bias) &&
+                  linear("mlp.up_proj", D, Fm, mlp_bias) && linear("mlp.down_proj", Fm, D, mlp_bias)))
+                return;
+        }
+        if (!f(std::string("model.norm.weight"), shape_t{D})) return;
+        if (!tie_word_embeddings) f(std::string("lm_head.weight"), shape_t{vocab_size, D});
+    }
+
     static llama_config load(const std::filesystem::path& path) {
         const auto file = std::filesystem::is_directory(path) ? path / "config.json" : path;
         return from_json(io::read_json(file), file.string());

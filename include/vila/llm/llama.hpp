@@ -28,6 +28,7 @@
 #include "../core/param.hpp"
 #include "../core/rng.hpp"
 #include "../io/atomic_file.hpp"
+#include "../io/folder.hpp"
 #include "../io/json.hpp"
 #include "../io/parameters.hpp"
 #include "../io/safetensors.hpp"
@@ -295,10 +296,19 @@ public:
     static llama load(const std::filesystem::path& dir) {
         auto config = llama_config::load(dir);
         const io::safetensors_checkpoint ck(dir);  // header checked against the file first
-        io::check_holds(ck, "", config.weight_count(), dir.string());
+        check_checkpoint(config, ck, dir.string());
         llama m(std::move(config));
         m.load_weights(ck, dir.string());
         return m;
+    }
+
+    /// Checks a checkpoint against a config before anything is allocated: the weights fit the
+    /// memory limit (io::weight_bytes_limit), the checkpoint holds at least as many as the config
+    /// implies, and every tensor is there with its shape and a float dtype.
+    static void check_checkpoint(const llama_config& c, const io::safetensors_checkpoint& ck, const std::string& where, const std::string& prefix = "") {
+        io::check_weight_memory(c.weight_count(), sizeof(T), where);
+        io::check_holds(ck, prefix, c.weight_count(), where);
+        io::check_parameter_shapes(ck, prefix, where, [&](auto&& f) { c.for_each_parameter_shape(f); });
     }
 
     /// Reads every parameter, checking names and shapes; extra tensors are reported.
@@ -311,8 +321,15 @@ public:
         }, "not part of a " + config.architecture + " with this config");
     }
 
-    /// Writes config.json and model.safetensors (F32 or BF16), each atomically.
+    /// Writes the HF folder (config.json, model.safetensors in F32 or BF16) as a unit: after a
+    /// crash `dir` is the old folder or the new one, whole (io::write_folder). It replaces
+    /// everything in `dir`: to add tokenizer files, compose with save_into.
     void save(const std::filesystem::path& dir, io::dtype type = io::dtype::f32) {
+        io::write_folder(dir, [&](const std::filesystem::path& tmp) { save_into(tmp, type); });
+    }
+    /// Writes config.json and model.safetensors into the existing folder `dir` (each file
+    /// atomically, the folder not): the piece to call inside io::write_folder.
+    void save_into(const std::filesystem::path& dir, io::dtype type = io::dtype::f32) {
         std::map<std::string, io::tensor_to_write> out;
         collect_weights(out);
         io::save_safetensors(dir / "model.safetensors", out, {{"format", "pt"}}, type);

@@ -37,6 +37,7 @@
 namespace vila::lora {
 
 struct peft_config {
+    static constexpr std::int64_t max_rank = 1 << 16;  // a file's rank sizes A and B: bounded (docs/limits.md)
     index_t r = 8;
     double alpha = 8;
     double dropout = 0;
@@ -123,11 +124,12 @@ struct peft_config {
         return c;
     }
 
+    /// Reads PEFT's adapter_config.json: every field through io::config_fields, so a wrong type
+    /// or an out-of-range number is a config_error naming the file and the key.
     static peft_config from_json(const nlohmann::json& j, const std::string& file) {
-        auto fail = [&](const std::string& key, const std::string& why) -> void { throw config_error(file + ": " + key + ": " + why); };
-        if (!j.is_object()) fail("(top level)", "not a JSON object");
-        const std::string type = j.value("peft_type", std::string("LORA"));
-        if (type != "LORA") fail("peft_type", "'" + type + "' is not LORA");
+        const io::config_fields f(j, file);
+        const std::string type = f.str("peft_type", "LORA");
+        if (type != "LORA") f.fail("peft_type", "'" + type + "' is not LORA");
         peft_config c;
         static const std::set<std::string> read = {"r", "lora_alpha", "lora_dropout", "use_rslora", "fan_in_fan_out", "bias",
                                                    "target_modules", "rank_pattern", "alpha_pattern", "base_model_name_or_path"};
@@ -137,48 +139,50 @@ struct peft_config {
         for (const auto& [k, v] : j.items()) {
             if (read.count(k)) continue;
             if (k == "init_lora_weights" && !(v.is_boolean() || v == "gaussian"))
-                fail(k, v.dump() + " changes the base weights (only true, false and \"gaussian\" are supported)");
+                f.fail(k, v.dump() + " changes the base weights (only true, false and \"gaussian\" are supported)");
             if (benign.count(k)) continue;
             const bool is_default = v.is_null() || (v.is_boolean() && !v.get<bool>()) || (v.is_object() && v.empty()) || (v.is_array() && v.empty());
-            if (!is_default) fail(k, "is " + v.dump() + "; vila supports plain LoRA (not this PEFT feature)");
+            if (!is_default) f.fail(k, "is " + v.dump() + "; vila supports plain LoRA (not this PEFT feature)");
         }
-        auto num = [&](const char* k, double def, double lo) {
-            if (!j.contains(k) || j[k].is_null()) return def;
-            if (!j[k].is_number() || !std::isfinite(j[k].get<double>()) || j[k].get<double>() < lo) fail(k, "is " + j[k].dump() + ", not a valid number");
-            return j[k].get<double>();
+        auto non_negative = [&](const char* k, double def) {
+            const double x = f.number(k, def);
+            if (x < 0) f.fail(k, "is " + j.at(k).dump() + ", not a valid number (>= 0)");
+            return x;
         };
-        c.r = index_t(num("r", 8, 1));
-        c.alpha = num("lora_alpha", 8, 0);
-        c.dropout = num("lora_dropout", 0, 0);
-        c.rslora = j.value("use_rslora", false);
-        c.fan_in_fan_out = j.value("fan_in_fan_out", false);
-        c.bias = j.value("bias", std::string("none"));
-        if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only") fail("bias", "'" + c.bias + "' is not none, all or lora_only");
-        const auto& t = j.contains("target_modules") ? j["target_modules"] : nlohmann::json();
+        c.r = index_t(f.integer("r", 8, 1, max_rank));
+        c.alpha = non_negative("lora_alpha", 8);
+        c.dropout = non_negative("lora_dropout", 0);
+        if (c.dropout >= 1) f.fail("lora_dropout", "is " + j.at("lora_dropout").dump() + ", not a probability below 1");
+        c.rslora = f.boolean("use_rslora", false);
+        c.fan_in_fan_out = f.boolean("fan_in_fan_out", false);
+        c.bias = f.str("bias", "none");
+        if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only") f.fail("bias", "'" + c.bias + "' is not none, all or lora_only");
+        const auto& t = f.has("target_modules") ? j.at("target_modules") : nlohmann::json();
         if (t.is_string()) {
             const std::string s = t.get<std::string>();
             if (s == "all-linear") c.all_linear = true;
             else c.target_regex = s;
         } else if (t.is_array()) {
             for (const auto& x : t) {
-                if (!x.is_string()) fail("target_modules", "entries must be strings");
+                if (!x.is_string()) f.fail("target_modules", "entries must be strings");
                 if (x == "all-linear") c.all_linear = true;
                 else c.target_modules.push_back(x.get<std::string>());
             }
         } else {
-            fail("target_modules", "missing (vila does not guess PEFT's per-architecture defaults)");
+            f.fail("target_modules", "missing (vila does not guess PEFT's per-architecture defaults)");
         }
-        if (j.contains("rank_pattern") && j["rank_pattern"].is_object())
-            for (const auto& [k, v] : j["rank_pattern"].items()) {
-                if (!v.is_number_integer() || v.get<long long>() < 1) fail("rank_pattern", k + " is not a positive integer");
-                c.rank_pattern[k] = v.get<index_t>();
-            }
-        if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object())
-            for (const auto& [k, v] : j["alpha_pattern"].items()) {
-                if (!v.is_number()) fail("alpha_pattern", k + " is not a number");
+        if (f.has("rank_pattern")) {
+            const io::config_fields rp = f.object("rank_pattern");
+            for (const auto& [k, v] : j.at("rank_pattern").items()) c.rank_pattern[k] = index_t(rp.integer_value(k, v, 1, max_rank));
+        }
+        if (f.has("alpha_pattern")) {
+            const io::config_fields ap = f.object("alpha_pattern");
+            for (const auto& [k, v] : j.at("alpha_pattern").items()) {
+                if (!v.is_number() || !std::isfinite(v.get<double>())) ap.fail(k, "expected a finite number, got " + v.dump());
                 c.alpha_pattern[k] = v.get<double>();
             }
-        if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string()) c.base_model = j["base_model_name_or_path"];
+        }
+        c.base_model = f.str("base_model_name_or_path", "");
         return c;
     }
 

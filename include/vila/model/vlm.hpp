@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../io/atomic_file.hpp"
+#include "../io/folder.hpp"
 #include "../io/json.hpp"
 #include "../io/parameters.hpp"
 #include "../io/safetensors.hpp"
@@ -164,7 +165,8 @@ public:
         if (L.kind == model::layout::format::vila) {
             // every checkpoint opened and weighed against its config before anything is allocated
             const io::safetensors_checkpoint lck(L.llm_dir), vck(L.vision_dir), pck(L.projector_dir);
-            io::check_holds(lck, "", L.llm.weight_count(), L.llm_dir.string());
+            io::check_weight_memory(L.llm.weight_count() + L.vision.weight_count(), sizeof(T), L.dir.string());
+            llm_t::check_checkpoint(L.llm, lck, L.llm_dir.string());
             io::check_holds(vck, "", L.vision.weight_count(), L.vision_dir.string());
             vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
             m.llm.load_weights(lck, L.llm_dir.string());
@@ -177,7 +179,8 @@ public:
         {
             const io::safetensors_checkpoint ck(L.dir);
             const std::string where = L.dir.string();
-            io::check_holds(ck, "language_model.", L.llm.weight_count(), where);
+            io::check_weight_memory(L.llm.weight_count() + L.vision.weight_count(), sizeof(T), where);
+            llm_t::check_checkpoint(L.llm, ck, where, "language_model.");
             io::check_holds(ck, "vision_tower.", L.vision.weight_count(), where);
             vlm m(L.vision, L.llm, L.image_token_id, L.image_aspect_ratio);
             m.llm.load_weights(ck, where, "language_model.");
@@ -195,12 +198,18 @@ public:
         }
     }
 
-    /// Writes the VILA layout (config.json, llm/, vision_tower/, mm_projector/), each file
-    /// atomically. Tokenizer and preprocessor files are the caller's to copy (see vila::assistant).
+    /// Writes the VILA layout (config.json, llm/, vision_tower/, mm_projector/) as a unit: after
+    /// a crash `dir` is the old folder or the new one, whole (io::write_folder). It replaces
+    /// everything in `dir`: to add tokenizer and preprocessor files, compose with save_into.
     void save(const std::filesystem::path& dir, io::dtype type = io::dtype::f32) {
+        io::write_folder(dir, [&](const std::filesystem::path& tmp) { save_into(tmp, type); });
+    }
+    /// Writes the VILA layout into the existing folder `dir` (each file atomically, the folder
+    /// not): the piece to call inside io::write_folder.
+    void save_into(const std::filesystem::path& dir, io::dtype type = io::dtype::f32) {
         namespace fs = std::filesystem;
         for (const char* sub : {"llm", "vision_tower", "mm_projector"}) fs::create_directories(dir / sub);
-        llm.save(dir / "llm", type);
+        llm.save_into(dir / "llm", type);
         std::map<std::string, io::tensor_to_write> v, p;
         io::collect_parameters(vision, v);
         io::collect_parameters(projector, p);

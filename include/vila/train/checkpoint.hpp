@@ -8,10 +8,10 @@
 //                                       optimizer.safetensors, trainer_state.json
 //   RUN_DIR/checkpoints/latest          "step-N": the newest whole checkpoint
 //   RUN_DIR/final/                      the trained model (same layout, no training state)
-// A folder is written under a temporary name (".tmp-<name>-<pid>"), every file fsync'ed, then
-// renamed into place and the parent fsync'ed; `latest` is replaced atomically afterwards, so it
-// only ever names a whole folder. Orphan temporaries of a killed writer are removed on the next
-// start (remove_orphans).
+// Every folder is written as a unit (io::write_folder: a temporary, fsync'ed, then renamed or
+// exchanged into place); `latest` is replaced atomically afterwards, so it only ever names a
+// whole folder. Orphan temporaries of a killed writer are removed on the next start
+// (remove_orphans).
 #pragma once
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +26,7 @@
 
 #include "../config.hpp"
 #include "../io/atomic_file.hpp"
+#include "../io/folder.hpp"
 #include "../io/json.hpp"
 
 namespace vila::train {
@@ -33,54 +34,9 @@ namespace vila::train {
 /// Version of the run-folder format; a resume of another version is refused.
 inline constexpr int run_format_version = 1;
 
-namespace detail {
-inline void fsync_path(const std::filesystem::path& p) {
-    const int fd = ::open(p.c_str(), O_RDONLY);
-    if (fd < 0) return;
-    ::fsync(fd);
-    ::close(fd);
-}
-inline void fsync_tree(const std::filesystem::path& dir) {
-    namespace fs = std::filesystem;
-    for (const auto& e : fs::recursive_directory_iterator(dir)) fsync_path(e.path());
-    fsync_path(dir);
-}
-}  // namespace detail
-
-/// Writes folder `dir` as a unit: fill(tmp) writes into a fresh temporary beside it, which then
-/// replaces `dir` (an existing `dir` is moved aside first and removed after).
-inline void write_folder_atomically(const std::filesystem::path& dir, const std::function<void(const std::filesystem::path&)>& fill) {
-    namespace fs = std::filesystem;
-    const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
-    const std::string pid = std::to_string(::getpid());
-    const fs::path tmp = parent / (".tmp-" + dir.filename().string() + "-" + pid);
-    const fs::path old = parent / (".old-" + dir.filename().string() + "-" + pid);
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) throw io_error("cannot create " + parent.string() + ": " + ec.message());
-    fs::remove_all(tmp, ec);
-    fs::create_directories(tmp, ec);
-    if (ec) throw io_error("cannot create " + tmp.string() + ": " + ec.message());
-    try {
-        fill(tmp);
-        detail::fsync_tree(tmp);
-        if (fs::exists(dir)) {
-            fs::remove_all(old, ec);
-            fs::rename(dir, old);
-        }
-        fs::rename(tmp, dir);
-    } catch (const fs::filesystem_error& e) {
-        fs::remove_all(tmp, ec);
-        throw io_error("cannot write " + dir.string() + ": " + e.what());
-    } catch (...) {
-        fs::remove_all(tmp, ec);
-        throw;
-    }
-    detail::fsync_path(parent);
-    fs::remove_all(old, ec);
-}
-
-/// Removes ".tmp-*" and ".old-*" folders and files a killed writer left in `dir`.
+/// Removes ".tmp-*" and ".old-*" folders and files a killed writer left in `dir` (the trainer
+/// is a run folder's only writer); an ".old-NAME-PID" whose NAME is missing is put back
+/// (io::write_folder's fallback moves the old folder aside just before the new one arrives).
 inline std::size_t remove_orphans(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     std::size_t n = 0;
@@ -91,7 +47,18 @@ inline std::size_t remove_orphans(const std::filesystem::path& dir) {
         const std::string name = e.path().filename().string();
         if (name.rfind(".tmp-", 0) == 0 || name.rfind(".old-", 0) == 0 || name.find(".tmp-") != std::string::npos) doomed.push_back(e.path());
     }
-    for (const auto& p : doomed) n += fs::remove_all(p, ec) > 0 ? 1 : 0;
+    for (const auto& p : doomed) {
+        const std::string name = p.filename().string();
+        const std::size_t dash = name.rfind('-');
+        if (name.rfind(".old-", 0) == 0 && dash > 5) {
+            const fs::path target = dir / name.substr(5, dash - 5);
+            if (!fs::exists(target, ec)) {
+                fs::rename(p, target, ec);
+                if (!ec) continue;
+            }
+        }
+        n += fs::remove_all(p, ec) > 0 ? 1 : 0;
+    }
     return n;
 }
 

@@ -415,8 +415,8 @@ std::string run_stage(const std::filesystem::path& from, const stage_settings& s
         std::map<std::string, tensor_t> trained;
         m.vision.for_each_parameter([&](const std::string& n, auto& p) { trained.emplace(n, tensor_t::from_host(p.value.shape(), p.value.to_host())); });
         out.vision.for_each_parameter([&](const std::string& n, auto& p) { p.value = trained.at(n); });
-        write_folder_atomically(dir / "final", [&](const fs::path& tmp) {
-            out.save(tmp);
+        io::write_folder(dir / "final", [&](const fs::path& tmp) {
+            out.save_into(tmp);
             copy_tokenizer_files(L.tokenizer_dir(), tmp / "llm");
             if (fs::exists(L.preprocessor_file())) fs::copy_file(L.preprocessor_file(), tmp / "vision_tower" / "preprocessor_config.json");
         });
@@ -480,7 +480,9 @@ run_result run(const std::filesystem::path& init, const std::vector<stage_settin
     j["stages"] = to_json(settings);
     if (fs::exists(file)) {
         const auto old = io::read_json(file);
-        if (old.value("stages", nlohmann::json()) != j["stages"] || old.value("seed", std::uint64_t(0)) != o.seed)
+        const io::config_fields recorded(old, file.string());  // (an object, or a config_error naming the file)
+        auto at = [&](const char* k) { return recorded.has(k) ? old.at(k) : nlohmann::json(); };
+        if (at("stages") != j["stages"] || at("seed") != j["seed"])
             throw config_error(file.string() + ": this run folder holds a recipe with other settings; resume it with the same settings or choose a new folder");
     } else {
         io::write_json(file, j);

@@ -278,7 +278,7 @@ public:
         if (o_.run_dir.empty()) throw config_error("vila::train: no run folder to save a checkpoint in");
         const std::string name = "step-" + std::to_string(step_);
         const auto dir = o_.run_dir / "checkpoints" / name;
-        write_folder_atomically(dir, [&](const std::filesystem::path& tmp) {
+        io::write_folder(dir, [&](const std::filesystem::path& tmp) {
             write_model(tmp);
             opt_.save(tmp / "optimizer.safetensors");
             nlohmann::json st = {{"format", "vila.train"},
@@ -298,12 +298,12 @@ public:
 
     /// Writes the model alone (its folder layout + tokenizer files) as a unit.
     void save_model(const std::filesystem::path& dir) {
-        write_folder_atomically(dir, [&](const std::filesystem::path& tmp) { write_model(tmp); });
+        io::write_folder(dir, [&](const std::filesystem::path& tmp) { write_model(tmp); });
     }
 
 private:
     void write_model(const std::filesystem::path& dir) {
-        model_.save(dir);
+        model_.save_into(dir);
         if constexpr (detail::has_linears<Model>::value)
             if (lora::count(model_) > 0) lora::save_peft(model_, dir, lora::config_of(model_));
         const bool vlm_layout = std::filesystem::is_directory(dir / "llm");

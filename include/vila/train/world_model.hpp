@@ -140,8 +140,8 @@ inline std::size_t make_world_model(const std::filesystem::path& world, const st
     io.embedding_std = o.embedding_std;
     model::init_weights(m, gen, io);
 
-    write_folder_atomically(out, [&](const fs::path& tmp) {
-        m.save(tmp);
+    io::write_folder(out, [&](const fs::path& tmp) {
+        m.save_into(tmp);
         copy_tokenizer_files(tok_dir, tmp / "llm");
         nlohmann::json pc, size, crop;
         pc["image_processor_type"] = "CLIPImageProcessor";
