@@ -63,7 +63,7 @@ struct fixture_vlm {
     tokenizer::tokenizer tok = tokenizer::load(layout.tokenizer_dir());
     vision::image_processor proc = model::load_image_processor(layout);
 };
-data::image_ref image(const char* name) {
+data::image_ref eval_image(const char* name) {
     return {fs::path(VILA_TEST_DATA_DIR) / "data" / "llava" / "images" / name, "", 0, 0, false};
 }
 }  // namespace
@@ -72,7 +72,7 @@ TEST_CASE("choice by log-likelihood sums log-softmax over the continuation's tok
     fixture_vlm f;
     std::vector<eval::choice_item> items = {
         {"text", "What colour is the sky? It is", {" blue.", " green.", " red and yellow."}, 0, {}, true, "blue"},
-        {"image", "<image>\nthis is blick.<image>\nthis is", {" blick.", " dax."}, 1, {image("red.png"), image("blue.png")}, true, "dax"}};
+        {"image", "<image>\nthis is blick.<image>\nthis is", {" blick.", " dax."}, 1, {eval_image("red.png"), eval_image("blue.png")}, true, "dax"}};
     const auto r = eval::choice(f.m, f.tok, items, f.m.image_token_id, &f.proc);
     REQUIRE(r.items == 2);
     // independent: the text item's logits, log-softmax, summed at the continuation's positions
@@ -128,7 +128,7 @@ TEST_CASE("perplexity and VQA by generation on the fixture VILA model") {
     CHECK(p.perplexity == doctest::Approx(std::exp(nll / double(n))));
     CHECK(p.perplexity > 1.0);
 
-    std::vector<eval::vqa_item> items = {{"q1", "<image>\nWhat colour is the square?", {"red"}, {image("red.png")}},
+    std::vector<eval::vqa_item> items = {{"q1", "<image>\nWhat colour is the square?", {"red"}, {eval_image("red.png")}},
                                          {"q2", "Is it round?", {"no"}, {}}};
     const auto first = eval::vqa(f.m, f.tok, items, f.m.image_token_id, "vicuna_v1", &f.proc, 6);
     REQUIRE(first.predictions.size() == 2);
@@ -144,7 +144,7 @@ TEST_CASE("the strict metric is the greedy continuation cut at its first period,
     CHECK(eval::caption_words("Two small, red circles.") == "two small red circles");
     CHECK(eval::caption_words("  A  large\tBLUE square!! ") == "a large blue square");
     std::vector<eval::choice_item> items = {
-        {"a", "<image>\nthis is", {" x."}, 0, {image("red.png")}, true, ""},
+        {"a", "<image>\nthis is", {" x."}, 0, {eval_image("red.png")}, true, ""},
         {"b", "What colour is the sky? It is", {" x."}, 0, {}, true, ""}};
     const auto first = eval::exact(f.m, f.tok, items, f.m.image_token_id, &f.proc, 6);
     REQUIRE(first.items == 2);
@@ -161,8 +161,8 @@ TEST_CASE("the strict metric is the greedy continuation cut at its first period,
     const auto second = eval::exact(f.m, f.tok, items, f.m.image_token_id, &f.proc, 6);
     CHECK(second.accuracy == 1.0);
 
-    std::vector<eval::vqa_item> caps = {{"c0", "<image>\nDescribe the picture.", {"a red circle.", "one red circle."}, {image("red.png")}},
-                                        {"c1", "<image>\nDescribe the picture.", {"a blue square."}, {image("blue.png")}}};
+    std::vector<eval::vqa_item> caps = {{"c0", "<image>\nDescribe the picture.", {"a red circle.", "one red circle."}, {eval_image("red.png")}},
+                                        {"c1", "<image>\nDescribe the picture.", {"a blue square."}, {eval_image("blue.png")}}};
     const auto c = eval::caption(f.m, f.tok, caps, f.m.image_token_id, "vicuna_v1", &f.proc, 8);
     const auto answers = eval::answer_all(f.m, f.tok, caps, f.m.image_token_id, "vicuna_v1", &f.proc, 8, nullptr);
     CHECK(c.predictions == answers);

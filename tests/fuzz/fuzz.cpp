@@ -5,15 +5,22 @@
 //   config       config.json readers: LLaMA-family, ViT, image processor
 //   tokenizer    tokenizer.json (first line: a text to encode, then the JSON)
 //   regex        a Split pattern (first line) matched against the rest
+//   data         the training-data readers: the first byte picks the format (llava JSON,
+//                MMC4 JSONL, MMC4 as pairs, a webdataset tar shard, instructions, text, a data
+//                registry), the rest is the file; every record is read and its images loaded
 // The contract checked besides memory safety: a reader throws vila::error (with a message) or
 // succeeds; any other exception aborts, so libFuzzer reports it as a crash.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <unistd.h>
 
+#include <vila/data/images.hpp>
+#include <vila/data/open.hpp>
 #include <vila/io/safetensors.hpp>
 #include <vila/llm/config.hpp>
 #include <vila/tokenizer/regex.hpp>
@@ -102,13 +109,51 @@ void fuzz_regex(const unsigned char* data, std::size_t size) {
     (void)re.find_all(cps);
 }
 
+void fuzz_data(const unsigned char* data, std::size_t size) {
+    if (size == 0) return;
+    static const char* const formats[] = {"llava", "mmc4", "mmc4-pairs", "webdataset", "instructions", "text", "registry"};
+    static const char* const extensions[] = {".json", ".jsonl", ".jsonl", ".tar", ".jsonl", ".jsonl", ".json"};
+    const std::size_t pick = data[0] % 7;
+    static const std::string dir = "/tmp/vila_fuzz_data_" + std::to_string(::getpid());
+    static const bool made = std::filesystem::create_directories(dir) || true;
+    (void)made;
+    const std::string path = dir + "/input" + extensions[pick];
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) std::abort();
+    if (size > 1) std::fwrite(data + 1, 1, size - 1, f);
+    std::fclose(f);
+    std::vector<vila::data::source_spec> specs;
+    if (pick == 6) {
+        specs = vila::data::parse_mixture("a+b", path);  // names an entry may give: a, b
+    } else {
+        vila::data::source_spec s;
+        s.format = formats[pick];
+        s.path = path;
+        specs.push_back(s);
+    }
+    vila::vision::image_processor p;
+    p.shortest_edge = p.width = p.height = 16;
+    p.max_pixels = 1u << 20;
+    for (const auto& spec : specs) {
+        const auto src = vila::data::open_source(spec);
+        for (std::size_t i = 0; i < std::min<std::size_t>(src->size(), 32); ++i) {
+            try {
+                const auto r = src->get(i);
+                for (const auto& im : r.images) (void)vila::data::load_pixels(im, p);
+            } catch (const vila::error& e) {  // a bad record or image: an error that says so
+                if (!*e.what()) std::abort();
+            }
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const char* t = std::getenv("VILA_FUZZ");
     target = t ? t : "";
-    if (target != "image" && target != "safetensors" && target != "config" && target != "tokenizer" && target != "regex") {
-        std::fprintf(stderr, "set VILA_FUZZ to image, safetensors, config, tokenizer or regex\n");
+    if (target != "image" && target != "safetensors" && target != "config" && target != "tokenizer" && target != "regex" && target != "data") {
+        std::fprintf(stderr, "set VILA_FUZZ to image, safetensors, config, tokenizer, regex or data\n");
         std::exit(2);
     }
     return 0;
@@ -120,6 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
         else if (target == "safetensors") fuzz_safetensors(data, size);
         else if (target == "config") fuzz_config(data, size);
         else if (target == "tokenizer") fuzz_tokenizer(data, size);
+        else if (target == "data") fuzz_data(data, size);
         else fuzz_regex(data, size);
     } catch (const vila::error& e) {
         if (!*e.what()) std::abort();  // every error says what went wrong

@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
+std::string file_text(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), {});
 }
@@ -111,14 +111,14 @@ TEST_CASE("write_folder replaces a folder whole, refuses when asked, and leaves 
     CHECK(names(dir) == std::vector<std::string>{"a.txt", "b.txt"});
     io::write_folder(dir, [](const fs::path& t) { put(t / "a.txt", "two"); });
     CHECK(names(dir) == std::vector<std::string>{"a.txt"});  // replaced, not merged: no stale b.txt
-    CHECK(slurp(dir / "a.txt") == "two");
+    CHECK(file_text(dir / "a.txt") == "two");
     CHECK_THROWS_WITH_AS(io::write_folder(dir, [](const fs::path& t) { put(t / "x", "x"); }, io::existing_folder::refuse),
                          doctest::Contains("exists"), io_error);
     CHECK_THROWS_AS(io::write_folder(dir, [](const fs::path& t) {
         put(t / "a.txt", "three");
         throw io_error("disk full");
     }), io_error);
-    CHECK(slurp(dir / "a.txt") == "two");
+    CHECK(file_text(dir / "a.txt") == "two");
     CHECK(names(root.path) == std::vector<std::string>{"model"});  // no temporary left behind
     put(root.path / "file", "x");
     CHECK_THROWS_WITH_AS(io::write_folder(root.path / "file", [](const fs::path&) {}), doctest::Contains("not a folder"), io_error);
@@ -145,7 +145,7 @@ TEST_CASE("the next write removes what a killed writer left, and puts back a fol
     // moving the new one in leaves ".old-<name>-<pid>": it is the whole old folder, put back
     fs::rename(dir, root.path / (".old-model-" + gone));
     CHECK(io::recover_folder(dir) == 0);
-    CHECK(slurp(dir / "config.json") == "{}");
+    CHECK(file_text(dir / "config.json") == "{}");
 }
 
 TEST_CASE("kill -9 during llama::save leaves the old model or the new one, whole (a new folder: whole or absent)") {

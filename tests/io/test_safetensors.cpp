@@ -26,7 +26,7 @@ fs::path craft(const std::string& name, const std::string& header, std::size_t d
     f << header << std::string(data_bytes, '\0');
     return p;
 }
-void expect_error(const fs::path& p, const std::vector<std::string>& mention) {
+void expect_st_error(const fs::path& p, const std::vector<std::string>& mention) {
     try {
         io::safetensors_file f(p);
         FAIL("no format_error for " << p);
@@ -66,29 +66,29 @@ TEST_CASE("safetensors: F32 and BF16 round trips, metadata, atomic write") {
 TEST_CASE("safetensors: malformed files name the file and the problem") {
     const auto short_file = tmp_dir() / "short.safetensors";
     std::ofstream(short_file, std::ios::binary) << "abc";
-    expect_error(short_file, {"too short"});
-    expect_error(craft("len.safetensors", "{}", 0, 1000), {"header length 1000"});
-    expect_error(craft("json.safetensors", "{\"a\": [", 0), {"invalid JSON"});
-    expect_error(craft("dtype.safetensors", R"({"w": {"dtype": "F8", "shape": [2], "data_offsets": [0, 2]}})", 2),
+    expect_st_error(short_file, {"too short"});
+    expect_st_error(craft("len.safetensors", "{}", 0, 1000), {"header length 1000"});
+    expect_st_error(craft("json.safetensors", "{\"a\": [", 0), {"invalid JSON"});
+    expect_st_error(craft("dtype.safetensors", R"({"w": {"dtype": "F8", "shape": [2], "data_offsets": [0, 2]}})", 2),
                  {"tensor 'w'", "unknown dtype"});
-    expect_error(craft("bytes.safetensors", R"({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
+    expect_st_error(craft("bytes.safetensors", R"({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
                  {"tensor 'w'", "needs 24 bytes"});
-    expect_error(craft("trunc.safetensors", R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 10),
+    expect_st_error(craft("trunc.safetensors", R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 10),
                  {"tensor 'w'", "not within", "truncated"});
-    expect_error(craft("overlap.safetensors",
+    expect_st_error(craft("overlap.safetensors",
                        R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
                        12),
                  {"'a'", "'b'", "overlap"});
-    expect_error(craft("dup.safetensors",
+    expect_st_error(craft("dup.safetensors",
                        R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
                        8),
                  {"'a'", "twice"});
-    expect_error(craft("rev.safetensors", R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}})", 8), {"reversed"});
-    expect_error(craft("neg.safetensors", R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4), {"negative"});
-    expect_error(craft("huge.safetensors",
+    expect_st_error(craft("rev.safetensors", R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}})", 8), {"reversed"});
+    expect_st_error(craft("neg.safetensors", R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4), {"negative"});
+    expect_st_error(craft("huge.safetensors",
                        R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 4]}})", 4),
                  {"overflows"});
-    expect_error(craft("meta.safetensors", R"({"__metadata__": {"x": 1}})", 0), {"__metadata__"});
+    expect_st_error(craft("meta.safetensors", R"({"__metadata__": {"x": 1}})", 0), {"__metadata__"});
     CHECK_THROWS_AS(io::safetensors_file(tmp_dir() / "does_not_exist.safetensors"), io_error);
     io::safetensors_file ok(craft("ok.safetensors", R"({"w": {"dtype": "I32", "shape": [1], "data_offsets": [0, 4]}})", 4));
     tensor<float> t;

@@ -7,13 +7,13 @@
 using namespace vila;
 
 namespace {
-std::filesystem::path case_dir(const std::string& name) { return std::filesystem::path(VILA_TEST_DATA_DIR) / "llm" / name; }
+std::filesystem::path generate_case_dir(const std::string& name) { return std::filesystem::path(VILA_TEST_DATA_DIR) / "llm" / name; }
 }
 
 TEST_CASE("KV-cache decoding equals the full forward within 1e-5") {
     for (const char* name : {"llama_gqa", "llama3_rope_scaling", "qwen2_bias"}) {
         CAPTURE(name);
-        auto model = llm::llama<float>::load(case_dir(name));
+        auto model = llm::llama<float>::load(generate_case_dir(name));
         llm::generate_options o;
         o.max_new_tokens = 12;
         const std::vector<std::int32_t> prompt = {5, 17, 3, 42, 8};
@@ -42,7 +42,7 @@ TEST_CASE("KV-cache decoding equals the full forward within 1e-5") {
 }
 
 TEST_CASE("sampling: seeds reproduce, top-k 1 is greedy, stop tokens and callbacks stop") {
-    auto model = llm::llama<float>::load(case_dir("llama_gqa"));
+    auto model = llm::llama<float>::load(generate_case_dir("llama_gqa"));
     llm::generate_options o;
     o.max_new_tokens = 10;
     o.temperature = 0.9;

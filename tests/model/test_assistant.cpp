@@ -9,12 +9,12 @@ using namespace vila;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path vlm_dir(const char* name) { return fs::path(VILA_TEST_DATA_DIR) / "vlm" / name; }
+fs::path assistant_vlm_dir(const char* name) { return fs::path(VILA_TEST_DATA_DIR) / "vlm" / name; }
 fs::path image(const char* name) { return fs::path(VILA_TEST_DATA_DIR) / "images" / name; }
 }  // namespace
 
 TEST_CASE("assistant: prompts put one image token per <image>") {
-    auto vila_m = assistant::load(vlm_dir("vila"));
+    auto vila_m = assistant::load(assistant_vlm_dir("vila"));
     const auto ids = vila_m.encode_prompt("<image> and <image>: which is red?", "vicuna_v1");
     CHECK(ids.front() == 1);  // BOS
     CHECK(std::count(ids.begin(), ids.end(), model::image_placeholder) == 2);
@@ -23,7 +23,7 @@ TEST_CASE("assistant: prompts put one image token per <image>") {
     for (auto t : ids) text += t == model::image_placeholder ? std::string("<image>") : tok.decode({t}, true);
     CHECK(text.find("USER: <image> and <image>: which is red? ASSISTANT:") != std::string::npos);
 
-    auto llava_m = assistant::load(vlm_dir("llava"));
+    auto llava_m = assistant::load(assistant_vlm_dir("llava"));
     const auto l = llava_m.encode_prompt("USER: <image>\nHi ASSISTANT:");
     CHECK(std::count(l.begin(), l.end(), 299) == 1);
     CHECK(llava_m.tokens_per_image() == 16);
@@ -32,7 +32,7 @@ TEST_CASE("assistant: prompts put one image token per <image>") {
 }
 
 TEST_CASE("assistant: ask streams the answer, and image counts must match the prompt") {
-    auto a = assistant::load(vlm_dir("llava"));
+    auto a = assistant::load(assistant_vlm_dir("llava"));
     ask_options o;
     o.max_new_tokens = 5;
     std::string streamed;

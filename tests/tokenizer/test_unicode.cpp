@@ -10,8 +10,11 @@
 
 #include "../support/fixtures.hpp"
 
-using namespace vila::tokenizer;
+// (no `using namespace vila::tokenizer`: in a unity batch it would make `tokenizer::` ambiguous
+// in the files after this one)
+namespace unicode = vila::tokenizer::unicode;
 using unicode::codepoint;
+using vila::tokenizer::regex;
 
 namespace {
 std::vector<codepoint> parse_cps(const std::string& field) {

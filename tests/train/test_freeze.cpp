@@ -12,14 +12,14 @@ using namespace vila;
 
 namespace {
 using vila_model = vlm<vision::siglip, projector::mlp_downsample, llm::llama>;
-std::filesystem::path vlm_dir() { return std::filesystem::path(VILA_TEST_DATA_DIR) / "vlm" / "vila"; }
+std::filesystem::path freeze_vlm_dir() { return std::filesystem::path(VILA_TEST_DATA_DIR) / "vlm" / "vila"; }
 
 struct only_layer_1 {  // a predicate policy: the LLM's decoder layer 1 alone
     static bool trains(const train::parameter_part& p, std::string_view) { return p.module == train::part::llm && p.layer == 1; }
 };
 
 data::batch fixture_batch() {
-    const io::safetensors_file ex(vlm_dir() / "expected.safetensors");
+    const io::safetensors_file ex(freeze_vlm_dir() / "expected.safetensors");
     tensor<std::int32_t> ids;
     ex.read("ids", ids);
     data::batch b;
@@ -57,7 +57,7 @@ TEST_CASE("parameter parts follow the VILA and HF names") {
 }
 
 TEST_CASE("stage 1 (align_projector): frozen parts hold no gradient or optimizer state, and gradients reach the projector through the frozen LLM") {
-    auto m = vila_model::load(vlm_dir());
+    auto m = vila_model::load(freeze_vlm_dir());
     const index_t n = train::apply_freeze<train::freeze::align_projector>(m);
     CHECK(n == index_t(count_params(m, [](auto part, auto&, auto&) { return part.module == train::part::projector; })));
     CHECK(count_params(m, [](auto part, auto&, auto& p) { return part.module != train::part::projector && !p.grad.empty(); }) == 0);

@@ -24,7 +24,7 @@ tensor<std::int32_t> fixture_ids() {
     ex.read("ids", ids);
     return ids;
 }
-std::vector<float> flat(llm::llama<float>& m, bool adapters) {
+std::vector<float> lora_flat(llm::llama<float>& m, bool adapters) {
     std::vector<float> out;
     m.for_each_parameter([&](const std::string& n, param<float>& p) {
         if (nn::is_lora_name(n) != adapters) return;
@@ -61,11 +61,11 @@ TEST_CASE("PEFT adapters (rank and alpha patterns, rsLoRA, all-linear) give PEFT
         }
         // merge: the same logits from the folded weights
         const auto unmerged = m.forward(fixture_ids()).to_host();
-        const auto before = flat(m, false);
+        const auto before = lora_flat(m, false);
         lora::merge(m);
         CHECK(max_diff(m.forward(fixture_ids()).to_host(), unmerged) <= 1e-5);
         lora::unmerge(m);
-        CHECK(max_diff(flat(m, false), before) <= 1e-6);
+        CHECK(max_diff(lora_flat(m, false), before) <= 1e-6);
     }
 }
 
@@ -203,7 +203,7 @@ TEST_CASE("a LoRA fine-tune lowers the loss, keeps no state for the base, and re
         return m;
     };
     auto a = fresh();
-    const auto base_before = flat(a, false);
+    const auto base_before = lora_flat(a, false);
     o.run_dir = dir / "a";
     double first = 0, last = 0;
     {
@@ -217,7 +217,7 @@ TEST_CASE("a LoRA fine-tune lowers the loss, keeps no state for the base, and re
     }
     MESSAGE("LoRA fine-tune loss " << first << " -> " << last);
     CHECK(last < 0.8 * first);
-    CHECK(flat(a, false) == base_before);
+    CHECK(lora_flat(a, false) == base_before);
     std::size_t base_grads = 0;
     a.for_each_parameter([&](const std::string& n, param<float>& p) { base_grads += !nn::is_lora_name(n) && !p.grad.empty(); });
     CHECK(base_grads == 0);
@@ -240,6 +240,6 @@ TEST_CASE("a LoRA fine-tune lowers the loss, keeps no state for the base, and re
         CHECK(t.step() == 4);
         t.fit(data);
     }
-    CHECK(flat(c, true) == flat(a, true));
+    CHECK(lora_flat(c, true) == lora_flat(a, true));
     fs::remove_all(dir);
 }

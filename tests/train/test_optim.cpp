@@ -17,9 +17,9 @@
 using namespace vila;
 
 namespace {
-llm::llama_config tiny_config() { return test::tiny_llama_config(16, 24, 4, 37); }
+llm::llama_config optim_tiny_config() { return test::tiny_llama_config(16, 24, 4, 37); }
 llm::llama<float> tiny_model(std::uint64_t seed = 1) {
-    llm::llama<float> m(tiny_config());
+    llm::llama<float> m(optim_tiny_config());
     m.init_weights(seed);
     return m;
 }
@@ -45,7 +45,7 @@ void train_step(llm::llama<float>& m, const data::batch& b) {
     train::forward_loss(m, b);
     m.backward_loss();
 }
-std::vector<float> flat(llm::llama<float>& m) { return test::flat_parameters(m); }
+std::vector<float> optim_flat(llm::llama<float>& m) { return test::flat_parameters(m); }
 }  // namespace
 
 TEST_CASE("schedules equal transformers' get_*_schedule_with_warmup at every step") {
@@ -143,7 +143,7 @@ TEST_CASE("AdamW and SGD state round trip: a reloaded optimizer continues bit fo
         reloaded.load(dir / "opt.safetensors");
         CHECK(reloaded.state_bytes() == opt.state_bytes());
         for (int s = 0; s < 2; ++s) train_step(copy, b2), reloaded.step(copy);
-        CHECK(flat(copy) == flat(m));
+        CHECK(optim_flat(copy) == optim_flat(m));
     };
     run([] { return optim::adamw<float>({1e-2, 0.9, 0.999, 1e-8, 0.1}); });
     run([] { return optim::sgd<float>({1e-2, 0.9, 1e-3}); });
@@ -187,7 +187,7 @@ TEST_CASE("gradient accumulation over k micro-batches equals one k-times-larger 
     }
     auto run = [&](index_t batch, int accum) {
         auto m = tiny_model(7);
-        const auto before = flat(m);
+        const auto before = optim_flat(m);
         data::sequence_sampler data(samples, batch, 0, false);
         train::trainer_options o;
         o.steps = 1;
@@ -196,7 +196,7 @@ TEST_CASE("gradient accumulation over k micro-batches equals one k-times-larger 
         train::trainer<llm::llama<float>, train::freeze::all_trainable, data::sequence_sampler, optim::sgd<float>, train::constant> t(
             m, optim::sgd<float>({1.0, 0.0, 0.0}), train::constant{}, train::param_groups{1.0}, o);
         t.fit(data);
-        auto after = flat(m);
+        auto after = optim_flat(m);
         for (std::size_t i = 0; i < after.size(); ++i) after[i] = before[i] - after[i];  // = lr * gradient
         return after;
     };
@@ -212,8 +212,8 @@ TEST_CASE("gradient accumulation over k micro-batches equals one k-times-larger 
 }
 
 TEST_CASE_TEMPLATE("the trainer (AdamW, clipping, accumulation) gives the CPU's weights on every backend", B, VILA_TEST_BACKENDS) {
-    llm::llama<float, B> m(tiny_config());
-    llm::llama<float> ref(tiny_config());
+    llm::llama<float, B> m(optim_tiny_config());
+    llm::llama<float> ref(optim_tiny_config());
     ref.init_weights(9);
     // the same initial weights on both backends
     std::vector<tensor<float>> init;

@@ -14,7 +14,7 @@ using namespace vila;
 
 namespace {
 std::filesystem::path img(const std::string& f) { return std::filesystem::path(VILA_TEST_DATA_DIR) / "images" / f; }
-const io::safetensors_file& expected() {
+const io::safetensors_file& image_expected() {
     static const io::safetensors_file f(img("expected.safetensors"));
     return f;
 }
@@ -38,9 +38,9 @@ TEST_CASE("images decode exactly like PIL's convert(\"RGB\") in every format and
                           "c_1.png", "c_grey16.png", "c_rgb16.png", "c_adam7.png", "c_p8.bmp", "c_rgba.bmp", "c.pgm"}) {
         CAPTURE(f);
         const auto im = vision::load_image(img(f));
-        const auto& info = expected().info(std::string("decoded.") + f);
+        const auto& info = image_expected().info(std::string("decoded.") + f);
         REQUIRE(info.shape == shape_t{im.height, im.width, 3});
-        const unsigned char* ref = expected().bytes(info);
+        const unsigned char* ref = image_expected().bytes(info);
         std::size_t differ = 0;
         for (std::size_t i = 0; i < im.rgb.size(); ++i) differ += im.rgb[i] != ref[i];
         CHECK(differ == 0);
@@ -63,7 +63,7 @@ TEST_CASE("CLIP and SigLIP processors and VILA's pad mode match HF's PIL process
             const std::string what = std::string(key) + name;
             CAPTURE(what);
             tensor<float> ref;
-            expected().read(std::string(key) + name, ref);
+            image_expected().read(std::string(key) + name, ref);
             const auto got = proc->preprocess(im);
             REQUIRE(got.shape() == ref.shape());
             const auto [mean, mx] = diff(got.to_host(), ref.to_host());
@@ -81,9 +81,9 @@ TEST_CASE("bicubic resize equals PIL's in both pass orders (Pillow 13), odd size
         const std::string key = std::string("resize.") + name + "." + std::to_string(w) + "x" + std::to_string(h);
         CAPTURE(key);
         const auto out = vision::resize_bicubic(vision::load_image(img(std::string(name) + ".png")), w, h);
-        const auto& info = expected().info(key);
+        const auto& info = image_expected().info(key);
         REQUIRE(info.shape == shape_t{out.height, out.width, 3});
-        CHECK(std::memcmp(out.rgb.data(), expected().bytes(info), out.rgb.size()) == 0);
+        CHECK(std::memcmp(out.rgb.data(), image_expected().bytes(info), out.rgb.size()) == 0);
     }
 }
 
