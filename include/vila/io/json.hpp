@@ -30,6 +30,16 @@ inline nlohmann::json read_json(const std::filesystem::path& file) {
     }
 }
 
+/// Whether the JSON integer `v` lies in [lo, hi], compared before any conversion: an unsigned
+/// value may exceed int64 (2^64 - 1 must not wrap to -1). The one range check of every reader.
+inline bool integer_within(const nlohmann::json& v, std::int64_t lo, std::int64_t hi) {
+    if (v.is_number_unsigned()) {
+        const std::uint64_t u = v.get<std::uint64_t>();
+        return hi >= 0 && u <= std::uint64_t(hi) && (lo <= 0 || u >= std::uint64_t(lo));
+    }
+    return v.is_number_integer() && v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+}
+
 /// Typed reads of a config object's keys (config.json, preprocessor_config.json, ...): a wrong
 /// type, a non-finite number or an out-of-range integer is a config_error naming the file and
 /// the key, never nlohmann's type_error or a narrowing (1e300 read as an int). A key that is
@@ -67,14 +77,7 @@ public:
     /// An integer in [lo, hi], checked before any conversion.
     std::int64_t integer_value(const std::string& key, const nlohmann::json& v, std::int64_t lo, std::int64_t hi) const {
         if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
-        bool ok;
-        if (v.is_number_unsigned()) {  // may exceed int64: compare as unsigned, against both bounds
-            const std::uint64_t u = v.get<std::uint64_t>();
-            ok = hi >= 0 && u <= std::uint64_t(hi) && (lo <= 0 || u >= std::uint64_t(lo));
-        } else {
-            ok = v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
-        }
-        if (!ok) fail(key, v.dump() + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        if (!integer_within(v, lo, hi)) fail(key, v.dump() + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
         return v.get<std::int64_t>();
     }
     /// A nested object, read with the same rules ("size.height" in errors).

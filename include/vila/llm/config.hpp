@@ -91,8 +91,6 @@ struct llama_config {
             if (!j.contains(key)) fail(key, "missing (required)");
             return index_t(f.integer(key, 0, 1, INT32_MAX));
         };
-        auto opt_num = [&](const char* key, double def) -> double { return f.number(key, def); };
-        auto opt_bool = [&](const char* key, bool def) -> bool { return f.boolean(key, def); };
         c.hidden_size = req_int("hidden_size");
         c.intermediate_size = req_int("intermediate_size");
         c.num_hidden_layers = req_int("num_hidden_layers");
@@ -106,15 +104,15 @@ struct llama_config {
                                             std::to_string(c.num_attention_heads));
         if (c.head_dim % 2) fail("head_dim", "must be even for rotary embeddings");
         if (j.contains("max_position_embeddings")) c.max_position_embeddings = req_int("max_position_embeddings");
-        c.rms_norm_eps = opt_num("rms_norm_eps", 1e-6);
-        c.rope_theta = opt_num("rope_theta", 10000.0);
-        c.tie_word_embeddings = opt_bool("tie_word_embeddings", false);
-        c.attention_bias = opt_bool("attention_bias", false);
-        c.mlp_bias = opt_bool("mlp_bias", false);
+        c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
+        c.rope_theta = f.number("rope_theta", 10000.0);
+        c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
+        c.attention_bias = f.boolean("attention_bias", false);
+        c.mlp_bias = f.boolean("mlp_bias", false);
         c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
         const std::string act = f.str("hidden_act", "silu");
         if (act != "silu") fail("hidden_act", "'" + act + "' is not supported (LLaMA-family models use silu)");
-        if (opt_bool("use_sliding_window", false)) fail("use_sliding_window", "sliding-window attention is not supported");
+        if (f.boolean("use_sliding_window", false)) fail("use_sliding_window", "sliding-window attention is not supported");
         if (c.architecture == "MistralForCausalLM" && f.number("sliding_window", 1e300) < double(c.max_position_embeddings))
             fail("sliding_window", "sliding-window attention is not supported");
         if (j.contains("layer_types") && j["layer_types"].is_array())
@@ -130,12 +128,11 @@ struct llama_config {
             if (!r.is_object()) fail(rope_key, "expected an object or null");
             const io::config_fields rf(r, file, std::string(rope_key) + ".");
             c.scaling.type = rf.str("rope_type", rf.str("type", "default"));
-            auto num = [&](const char* key, double def) { return rf.number(key, def); };
-            c.scaling.factor = num("factor", 1.0);
+            c.scaling.factor = rf.number("factor", 1.0);
             if (c.scaling.type == "llama3") {
-                c.scaling.low_freq_factor = num("low_freq_factor", 1.0);
-                c.scaling.high_freq_factor = num("high_freq_factor", 4.0);
-                c.scaling.original_max_position_embeddings = num("original_max_position_embeddings", 8192);
+                c.scaling.low_freq_factor = rf.number("low_freq_factor", 1.0);
+                c.scaling.high_freq_factor = rf.number("high_freq_factor", 4.0);
+                c.scaling.original_max_position_embeddings = rf.number("original_max_position_embeddings", 8192);
             } else if (c.scaling.type != "linear" && c.scaling.type != "default") {
                 fail(std::string(rope_key) + ".rope_type", "'" + c.scaling.type + "' is not supported (default, linear, llama3)");
             }

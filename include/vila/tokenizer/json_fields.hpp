@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../io/json.hpp"
 
 namespace vila::tokenizer::detail {
 
@@ -43,11 +44,7 @@ struct field {
     /// An integer in [lo, hi]: range-checked before any narrowing.
     long long integer_in(long long lo, long long hi) const {
         const long long v = integer();
-        const bool out = value.is_number_unsigned()
-                             ? (hi < 0 || value.get<unsigned long long>() > static_cast<unsigned long long>(hi) ||
-                                (lo > 0 && value.get<unsigned long long>() < static_cast<unsigned long long>(lo)))
-                             : (v < lo || v > hi);
-        if (out)
+        if (!io::integer_within(value, lo, hi))
             fail("out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]: " + value.dump());
         return v;
     }
