@@ -125,6 +125,15 @@ TEST_CASE("write_folder replaces a folder whole, refuses when asked, and leaves 
     io::remove_folder(dir);
     CHECK_FALSE(fs::exists(dir));
     CHECK(names(root.path) == std::vector<std::string>{"file"});
+
+    // "out/" is the folder out (was: a temporary inside it, then a rename of a folder into itself)
+    io::write_folder(root.path.string() + "/slash/", [](const fs::path& t) { put(t / "a.txt", "one"); });
+    CHECK(file_text(root.path / "slash" / "a.txt") == "one");
+    io::write_folder(root.path.string() + "/slash//", [](const fs::path& t) { put(t / "a.txt", "two"); });
+    CHECK(file_text(root.path / "slash" / "a.txt") == "two");
+    CHECK(names(root.path) == std::vector<std::string>{"file", "slash"});
+    for (const char* bad : {"", ".", ".."})
+        CHECK_THROWS_WITH_AS(io::write_folder(bad, [](const fs::path&) {}), doctest::Contains("does not name a folder"), io_error);
 }
 
 TEST_CASE("the next write removes what a killed writer left, and puts back a folder moved aside") {

@@ -36,6 +36,15 @@ inline void fsync_tree(const std::filesystem::path& dir) {
 inline std::filesystem::path parent_of(const std::filesystem::path& dir) {
     return dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
 }
+/// `dir` without trailing separators ("out/" is "out"); a path that names no folder of its own
+/// ("", ".", "..", "/") cannot be replaced as a unit.
+inline std::filesystem::path unit_path(std::filesystem::path dir) {
+    while (!dir.empty() && !dir.has_filename() && dir.has_parent_path() && dir != dir.root_path()) dir = dir.parent_path();
+    const std::string name = dir.filename().string();
+    if (name.empty() || name == "." || name == "..")
+        throw io_error("'" + dir.string() + "' does not name a folder that can be written as a unit (give its name, e.g. out/model)");
+    return dir;
+}
 /// Swaps two paths atomically; false where the system or filesystem cannot.
 inline bool exchange_paths(const std::filesystem::path& a, const std::filesystem::path& b) {
 #if defined(__linux__) && defined(RENAME_EXCHANGE)
@@ -53,8 +62,9 @@ inline bool exchange_paths(const std::filesystem::path& a, const std::filesystem
 /// Puts back a folder that a killed writer left renamed aside (only where the exchange rename is
 /// unsupported), and removes the temporaries of writers that are gone. Returns how many it
 /// removed. Called by write_folder; call it before reading a folder that a crash may have hit.
-inline std::size_t recover_folder(const std::filesystem::path& dir) {
+inline std::size_t recover_folder(const std::filesystem::path& folder) {
     namespace fs = std::filesystem;
+    const fs::path dir = detail::unit_path(folder);
     const fs::path parent = detail::parent_of(dir);
     const std::string name = dir.filename().string();
     std::error_code ec;
@@ -76,9 +86,10 @@ enum class existing_folder { replace, refuse };
 /// Writes folder `dir` as a unit: fill(tmp) writes the contents into an empty temporary folder,
 /// which then takes dir's place (replacing it, or, with existing_folder::refuse, only if there
 /// is none). An exception from fill leaves `dir` as it was.
-inline void write_folder(const std::filesystem::path& dir, const std::function<void(const std::filesystem::path&)>& fill,
+inline void write_folder(const std::filesystem::path& folder, const std::function<void(const std::filesystem::path&)>& fill,
                          existing_folder existing = existing_folder::replace) {
     namespace fs = std::filesystem;
+    const fs::path dir = detail::unit_path(folder);
     const fs::path parent = detail::parent_of(dir);
     std::error_code ec;
     fs::create_directories(parent, ec);
@@ -126,8 +137,9 @@ inline void write_folder(const std::filesystem::path& dir, const std::function<v
 
 /// Removes folder `dir` so that a crash never leaves part of it: it is renamed aside to a
 /// temporary first (one step), then deleted. No-op when it does not exist.
-inline void remove_folder(const std::filesystem::path& dir) {
+inline void remove_folder(const std::filesystem::path& folder) {
     namespace fs = std::filesystem;
+    const fs::path dir = detail::unit_path(folder);
     std::error_code ec;
     if (!fs::exists(dir, ec)) return;
     const fs::path doomed = detail::parent_of(dir) / (".tmp-" + dir.filename().string() + "-" + std::to_string(::getpid()));
