@@ -20,6 +20,7 @@
 #include <vila/model/vlm.hpp>
 
 #include "../support/fixtures.hpp"
+#include "../support/tiny_llama.hpp"
 
 using namespace vila;
 namespace fs = std::filesystem;
@@ -50,17 +51,6 @@ pid_t dead_pid() {
     return p;
 }
 
-llm::llama_config tiny_llama() {
-    llm::llama_config c;
-    c.hidden_size = 16;
-    c.intermediate_size = 24;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 4;
-    c.vocab_size = 40;
-    return c;
-}
 /// Every parameter of `m` set to `v`: a version stamp the whole model carries.
 template <class M>
 void stamp(M& m, float v) {
@@ -159,7 +149,7 @@ TEST_CASE("the next write removes what a killed writer left, and puts back a fol
 
 TEST_CASE("kill -9 during llama::save leaves the old model or the new one, whole (a new folder: whole or absent)") {
     const test::scratch_folder root("vila_test_folder_kill_llama");
-    llm::llama<float> m(tiny_llama());
+    llm::llama<float> m(test::tiny_llama_config(16, 24, 4, 40));
     const fs::path dir = root.path / "model";
     int absent = 0, old_seen = 0, new_seen = 0;
     for (int round = 0; round < 24; ++round) {
@@ -222,7 +212,7 @@ TEST_CASE("kill -9 while training into an existing folder: its tokenizer and mod
     // both go into the temporary folder, so a killed run never pairs a new tokenizer with an old model
     const test::scratch_folder root("vila_test_folder_kill_train");
     const fs::path dir = root.path / "run";
-    llm::llama<float> m(tiny_llama());
+    llm::llama<float> m(test::tiny_llama_config(16, 24, 4, 40));
     auto write_run = [&](int version, bool slow) {
         io::write_folder(dir, [&](const fs::path& t) {
             io::write_json(t / "tokenizer.json", nlohmann::json{{"run", version}});
