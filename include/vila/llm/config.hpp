@@ -78,42 +78,45 @@ struct llama_config {
         if (!j.is_object()) throw config_error(file + ": expected a JSON object");
         const io::config_fields f(j, file);
         llama_config c;
-        if (j.contains("architectures")) {
-            if (!j["architectures"].is_array() || j["architectures"].empty() || !j["architectures"][0].is_string())
-                fail("architectures", "expected a list of names");
-            c.architecture = j["architectures"][0].get<std::string>();
-        }
-        if (c.architecture != "LlamaForCausalLM" && c.architecture != "Qwen2ForCausalLM" && c.architecture != "MistralForCausalLM")
-            fail("architectures", "unsupported architecture '" + c.architecture +
-                                      "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
-        c.model_type = f.str("model_type", c.architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama");
-        auto req_int = [&](const char* key) -> index_t {
-            if (!j.contains(key)) fail(key, "missing (required)");
-            return index_t(f.integer(key, 0, 1, INT32_MAX));
+        const family& fam = family_of(j, f);
+        c.architecture = fam.architecture;
+        c.model_type = fam.model_type;
+        // a key present wins; else the default of transformers' config class for model_type
+        auto int_or = [&](const char* key, index_t fallback) -> index_t {
+            return index_t(f.integer(key, fallback, 1, INT32_MAX));
         };
-        c.hidden_size = req_int("hidden_size");
-        c.intermediate_size = req_int("intermediate_size");
-        c.num_hidden_layers = req_int("num_hidden_layers");
-        c.num_attention_heads = req_int("num_attention_heads");
-        c.vocab_size = req_int("vocab_size");
-        c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? req_int("num_key_value_heads")
-                                                                                                         : c.num_attention_heads;
-        c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? req_int("head_dim") : c.hidden_size / c.num_attention_heads;
+        c.hidden_size = int_or("hidden_size", fam.hidden_size);
+        c.intermediate_size = int_or("intermediate_size", fam.intermediate_size);
+        c.num_hidden_layers = int_or("num_hidden_layers", fam.num_hidden_layers);
+        c.num_attention_heads = int_or("num_attention_heads", fam.num_attention_heads);
+        c.vocab_size = int_or("vocab_size", fam.vocab_size);
+        // absent: the class default (LLaMA: the head count); null: the head count (all three)
+        c.num_key_value_heads = !j.contains("num_key_value_heads") && fam.num_key_value_heads ? fam.num_key_value_heads
+                                                                                              : int_or("num_key_value_heads", c.num_attention_heads);
+        if (c.hidden_size % c.num_attention_heads && !f.has("head_dim"))
+            fail("num_attention_heads", std::to_string(c.num_attention_heads) + " does not divide hidden_size " +
+                                            std::to_string(c.hidden_size) + " (and no head_dim is given)");
+        c.head_dim = int_or("head_dim", c.hidden_size / c.num_attention_heads);
         if (c.num_attention_heads % c.num_key_value_heads)
             fail("num_key_value_heads", std::to_string(c.num_key_value_heads) + " does not divide num_attention_heads " +
                                             std::to_string(c.num_attention_heads));
         if (c.head_dim % 2) fail("head_dim", "must be even for rotary embeddings");
-        if (j.contains("max_position_embeddings")) c.max_position_embeddings = req_int("max_position_embeddings");
+        c.max_position_embeddings = int_or("max_position_embeddings", fam.max_position_embeddings);
         c.rms_norm_eps = f.number("rms_norm_eps", 1e-6);
         c.rope_theta = f.number("rope_theta", 10000.0);
         c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
-        c.attention_bias = f.boolean("attention_bias", false);
-        c.mlp_bias = f.boolean("mlp_bias", false);
-        c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
+        // LLaMA reads attention_bias / mlp_bias; Mistral never has biases and Qwen2 always has
+        // q/k/v biases (and no others), whatever the keys say, as transformers' modules are built
+        if (fam.reads_bias_keys) {
+            c.attention_bias = f.boolean("attention_bias", false);
+            c.mlp_bias = f.boolean("mlp_bias", false);
+        }
+        c.qkv_bias = fam.qkv_bias;
         const std::string act = f.str("hidden_act", "silu");
         if (act != "silu") fail("hidden_act", "'" + act + "' is not supported (LLaMA-family models use silu)");
         if (f.boolean("use_sliding_window", false)) fail("use_sliding_window", "sliding-window attention is not supported");
-        if (c.architecture == "MistralForCausalLM" && f.number("sliding_window", 1e300) < double(c.max_position_embeddings))
+        if (c.architecture == "MistralForCausalLM" && f.number("sliding_window", j.contains("sliding_window") ? 1e300 : 4096) <
+                                                           double(c.max_position_embeddings))
             fail("sliding_window", "sliding-window attention is not supported");
         if (j.contains("layer_types") && j["layer_types"].is_array())
             for (const auto& t : j["layer_types"])
@@ -145,10 +148,59 @@ struct llama_config {
                 for (const auto& v : j[key]) out.push_back(index_t(f.integer_value(key, v, 0, INT32_MAX)));
             return out;
         };
-        c.eos_token_ids = ids_of("eos_token_id");
-        const auto bos = ids_of("bos_token_id");
+        c.eos_token_ids = j.contains("eos_token_id") ? ids_of("eos_token_id") : fam.default_ids(fam.eos_token_id);
+        const auto bos = j.contains("bos_token_id") ? ids_of("bos_token_id") : fam.default_ids(fam.bos_token_id);
         if (!bos.empty()) c.bos_token_id = bos[0];
         return c;
+    }
+
+    /// What a config.json's model_type stands for: the architecture and the defaults of its
+    /// transformers config class (LlamaConfig, MistralConfig, Qwen2Config in transformers 5.2,
+    /// the same in 4.4x) for the keys a checkpoint may leave out.
+    struct family {
+        const char* model_type;
+        const char* architecture;
+        index_t vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads;
+        index_t num_key_value_heads;  // 0: the head count
+        index_t max_position_embeddings;
+        index_t bos_token_id, eos_token_id;  // -1: none
+        bool reads_bias_keys, qkv_bias;
+        std::vector<index_t> default_ids(index_t id) const { return id < 0 ? std::vector<index_t>{} : std::vector<index_t>{id}; }
+    };
+    static const std::vector<family>& families() {
+        static const std::vector<family> list = {
+            {"llama", "LlamaForCausalLM", 32000, 4096, 11008, 32, 32, 0, 2048, 1, 2, true, false},
+            {"mistral", "MistralForCausalLM", 32000, 4096, 14336, 32, 32, 8, 131072, 1, 2, false, false},
+            {"qwen2", "Qwen2ForCausalLM", 151936, 4096, 22016, 32, 32, 32, 32768, -1, -1, false, true},
+        };
+        return list;
+    }
+
+    /// The family: model_type when it names one (transformers builds the model from it), else
+    /// architectures[0], else LLaMA. An architecture vila does not run, or one that names
+    /// another family than model_type, is an error.
+    static const family& family_of(const nlohmann::json& j, const io::config_fields& f) {
+        const family* by_type = nullptr;
+        const family* by_arch = nullptr;
+        const std::string type = f.str("model_type", "");
+        for (const auto& fam : families())
+            if (type == fam.model_type) by_type = &fam;
+        std::string arch;
+        if (j.contains("architectures") && !j["architectures"].is_null()) {
+            if (!j["architectures"].is_array() || j["architectures"].empty() || !j["architectures"][0].is_string())
+                f.fail("architectures", "expected a list of names");
+            arch = j["architectures"][0].get<std::string>();
+            for (const auto& fam : families())
+                if (arch == fam.architecture) by_arch = &fam;
+        }
+        if (!arch.empty() && !by_arch)
+            f.fail("architectures", "unsupported architecture '" + arch + "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+        if (by_type && by_arch && by_type != by_arch)
+            f.fail("architectures", "'" + arch + "' contradicts model_type '" + type + "'");
+        if (by_type) return *by_type;
+        if (by_arch) return *by_arch;
+        if (!type.empty()) f.fail("model_type", "unsupported model_type '" + type + "' (supported: llama, mistral, qwen2)");
+        return families().front();
     }
 
     /// A lower bound of the weights this config implies (embeddings and the layers' matrices;

@@ -56,18 +56,16 @@ struct vit_config {
         c.model_type = f.str("model_type", "");
         if (c.model_type != "clip_vision_model" && c.model_type != "siglip_vision_model")
             fail("model_type", "'" + c.model_type + "' is not a supported vision tower (clip_vision_model, siglip_vision_model)");
-        auto req = [&](const char* k) -> index_t {
-            if (!f.has(k)) fail(k, "missing (required)");
-            return index_t(f.integer(k, 0, 1, INT32_MAX));
-        };
-        c.hidden_size = req("hidden_size");
-        c.intermediate_size = req("intermediate_size");
-        c.num_hidden_layers = req("num_hidden_layers");
-        c.num_attention_heads = req("num_attention_heads");
-        c.image_size = req("image_size");
-        c.patch_size = req("patch_size");
-        if (j.contains("num_channels")) c.num_channels = req("num_channels");
+        // a key present wins; else CLIPVisionConfig's / SiglipVisionConfig's default (transformers 5.2)
         const bool clip = c.model_type == "clip_vision_model";
+        auto int_or = [&](const char* k, index_t fallback) { return index_t(f.integer(k, fallback, 1, INT32_MAX)); };
+        c.hidden_size = int_or("hidden_size", 768);
+        c.intermediate_size = int_or("intermediate_size", 3072);
+        c.num_hidden_layers = int_or("num_hidden_layers", 12);
+        c.num_attention_heads = int_or("num_attention_heads", 12);
+        c.image_size = int_or("image_size", 224);
+        c.patch_size = int_or("patch_size", clip ? 32 : 16);
+        c.num_channels = int_or("num_channels", 3);
         c.layer_norm_eps = f.number("layer_norm_eps", clip ? 1e-5 : 1e-6);
         c.hidden_act = f.str("hidden_act", clip ? "quick_gelu" : "gelu_pytorch_tanh");
         if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
