@@ -69,7 +69,7 @@ const char* const usage_text =
     "           [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S] [--show-ids]\n"
     "      streams the continuation to stdout (--show-ids: token ids instead of text). VLM prompts mark\n"
     "      images with <image> (one per --image, in order; none: the images go first);\n"
-    "      --conv: none (default), vicuna_v1, llama_3, plain\n"
+    "      --conv: none (default), vicuna_v1, llama_3, hermes-2, plain, auto (the tokenizer's chat_template)\n"
     "  perplexity --model DIR --text FILE\n"
     "      mean next-token loss and perplexity of the file's text\n"
     "  train (--init MODEL_DIR | --init-config CONFIG.json --tokenizer DIR) --data FILE.jsonl --out RUN_DIR ...\n"
@@ -279,7 +279,7 @@ std::vector<std::int32_t> parse_ids(const std::string& s) {
     return out;
 }
 
-bool has_tokenizer(const std::string& dir) { return std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"); }
+bool has_tokenizer(const std::string& dir) { return vila::tokenizer::tokenizer::present(dir); }
 
 /// A VILA-layout or LLaVA-HF folder (as opposed to a text-only LLM folder).
 bool is_vlm(const std::string& dir) {
@@ -329,7 +329,7 @@ std::vector<std::int32_t> prompt_ids(args& a, const std::string& model) {
     const std::string ids = a.take("--ids"), prompt = a.take("--prompt");
     if (ids.empty() == prompt.empty()) throw usage_error("give exactly one of --ids or --prompt");
     if (!ids.empty()) return parse_ids(ids);
-    if (!has_tokenizer(model)) throw usage_error(model + " has no tokenizer.json: use --ids");
+    if (!has_tokenizer(model)) throw usage_error(model + " has no tokenizer.json or tokenizer.model: use --ids");
     return vila::tokenizer::load(model).encode(prompt, true);
 }
 
@@ -440,7 +440,7 @@ int cmd_perplexity(args a) {
     if (dir.empty() || file.empty()) throw usage_error("perplexity needs --model DIR and --text FILE");
     auto m = load_llm(a, dir);
     a.done();
-    if (!has_tokenizer(dir)) throw usage_error(dir + " has no tokenizer.json");
+    if (!has_tokenizer(dir)) throw usage_error(dir + " has no tokenizer.json or tokenizer.model");
     std::ifstream in(file, std::ios::binary);
     if (!in) throw vila::io_error("cannot open " + file);
     const std::string text((std::istreambuf_iterator<char>(in)), {});

@@ -2,7 +2,8 @@
 //  - `vila generate --image ...` on the fixture VILA-layout (--conv vicuna_v1) and LLaVA-HF
 //    models, each with one and with two images, prints the tokens PyTorch's greedy decoding
 //    gives from the same image files, prompts and tokenizers (tests/fixtures/vlm/
-//    cli_expected.json, make_vlm.py);
+//    cli_expected.json, make_vlm.py); the same for the real-shaped checkpoints
+//    (tests/fixtures/checkpoints/cli_expected.json, make_checkpoints.py);
 //  - `vila logits --image` writes [text + image tokens, vocab]; `vila inspect` shows the three parts;
 //  - bad input (corrupt image, image count mismatch, unknown projector type, missing projector
 //    weights) exits non-zero with one clear line.
@@ -31,10 +32,10 @@ int main(int argc, char** argv) {
     std::string out, err;
     auto q = [](const fs::path& p) { return "'" + p.string() + "'"; };
 
-    const auto expected = nlohmann::json::parse(slurp(fx / "vlm" / "cli_expected.json"));
-    for (const auto& e : expected) {
+    for (const char* set : {"vlm", "checkpoints"})  // the fixture models; real-shaped checkpoints (issue 12)
+    for (const auto& e : nlohmann::json::parse(slurp(fx / set / "cli_expected.json"))) {
         const std::string name = e["model"].get<std::string>() + " x" + std::to_string(e["images"].size());
-        std::string cmd = vila + " generate --model " + q(fx / "vlm" / e["model"].get<std::string>()) + " --max-new-tokens 8 --show-ids --conv " +
+        std::string cmd = vila + " generate --model " + q(fx / set / e["model"].get<std::string>()) + " --max-new-tokens 8 --show-ids --conv " +
                           e["conv"].get<std::string>();
         for (const auto& img : e["images"]) cmd += " --image " + q(fx / "images" / img.get<std::string>());
         std::string prompt = e["prompt"].get<std::string>();

@@ -30,6 +30,20 @@ inline nlohmann::json read_json(const std::filesystem::path& file) {
     }
 }
 
+/// A small text file (a chat template): io_error when it cannot be read or exceeds `limit` bytes.
+inline std::string read_text(const std::filesystem::path& file, std::uintmax_t limit = std::uintmax_t(1) << 24) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec) throw io_error("cannot read " + file.string() + ": " + ec.message());
+    if (size > limit) throw io_error(file.string() + ": " + std::to_string(size) + " bytes, over the limit of " + std::to_string(limit));
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw io_error("cannot open " + file.string());
+    std::string s(std::size_t(size), '\0');
+    in.read(s.data(), std::streamsize(size));
+    if (std::size_t(in.gcount()) != s.size()) throw io_error("cannot read " + file.string());
+    return s;
+}
+
 /// Whether the JSON integer `v` lies in [lo, hi], compared before any conversion: an unsigned
 /// value may exceed int64 (2^64 - 1 must not wrap to -1). The one range check of every reader.
 inline bool integer_within(const nlohmann::json& v, std::int64_t lo, std::int64_t hi) {

@@ -33,19 +33,19 @@
 namespace vila {
 
 struct ask_options : llm::generate_options {
-    std::string conv = "none";  // conversation template: none, vicuna_v1, llama_3, plain
+    std::string conv = "none";  // conversation template: none, vicuna_v1, llama_3, hermes-2, plain, auto
 };
 
 
 class assistant {
 public:
-    /// Loads configs, weights, tokenizer.json (when present) and the image processor.
+    /// Loads configs, weights, the tokenizer (tokenizer.json or tokenizer.model, when present) and the image processor.
     static assistant load(const std::filesystem::path& dir) {
         assistant a;
         a.layout_ = model::read_layout(dir);
         const auto& L = a.layout_;
         a.model_ = std::make_unique<any_model>(model::visit_vlm_type(L, [&](auto tag) { return any_model(decltype(tag)::type::load(L)); }));
-        if (std::filesystem::exists(L.tokenizer_dir() / "tokenizer.json")) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
+        if (vila::tokenizer::tokenizer::present(L.tokenizer_dir())) a.tok_ = vila::tokenizer::load(L.tokenizer_dir());
         if (std::filesystem::exists(dir / "adapter_config.json"))  // a LoRA fine-tune (vila train --lora): its adapter on the LLM
             a.adapter_layers_ = std::visit([&](auto& m) { lora::load_peft(m, dir); return lora::count(m); }, *a.model_);
         a.processor_ = model::load_image_processor(L);
@@ -57,7 +57,7 @@ public:
     index_t adapter_layers() const noexcept { return adapter_layers_; }
     bool has_tokenizer() const noexcept { return tok_.has_value(); }
     const vila::tokenizer::tokenizer& tokenizer() const {
-        if (!tok_) throw io_error(layout_.tokenizer_dir().string() + ": no tokenizer.json; give token ids instead of text");
+        if (!tok_) throw io_error(layout_.tokenizer_dir().string() + ": no tokenizer.json or tokenizer.model; give token ids instead of text");
         return *tok_;
     }
     const vision::image_processor& image_processor() const noexcept { return processor_; }
@@ -71,7 +71,7 @@ public:
     /// Prompt ids with one image token per "<image>", rendered with a conversation template.
     std::vector<std::int32_t> encode_prompt(const std::string& text, const std::string& conv = "none") const {
         const auto& tok = tokenizer();
-        const auto p = vila::tokenizer::render_prompt(conv, text);
+        const auto p = vila::tokenizer::render_prompt(conv, text, &tok);
         std::vector<std::int32_t> ids;
         if (p.add_special_tokens) ids = tok.special_prefix();
         const auto body = vila::tokenizer::encode_with_images(tok, p.text, image_token_id());

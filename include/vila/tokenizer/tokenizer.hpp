@@ -1,11 +1,15 @@
 // vila/tokenizer/tokenizer.hpp — a Hugging Face tokenizer.json, encoded and decoded exactly as
-// the `tokenizers` library does.
+// the `tokenizers` library does; or a SentencePiece tokenizer.model (folders without a
+// tokenizer.json: LLaMA-2, VILA1.5), encoded by the sentencepiece library (sentencepiece.hpp).
 //
 // Pipeline (encode): added tokens are matched in the raw text first (leftmost, longest; with
 // their lstrip / rstrip / single_word flags); each text segment between them is normalized,
 // split again on added tokens flagged `normalized`, pre-tokenized into words, and each word is
 // encoded by the BPE model; the post-processor adds special tokens when asked.
 // Decode: ids -> token strings (optionally without special tokens) -> decoder chain -> text.
+// SentencePiece: added tokens (tokenizer_config.json's added_tokens_decoder) are matched in the
+// raw text first, as transformers does; each text segment is encoded by the SentencePiece model
+// (its normalizer, dummy prefix and model); BOS/EOS follow add_bos_token / add_eos_token.
 //
 //   auto tok = vila::tokenizer::tokenizer::load("VILA1.5-3b/llm");   // folder or tokenizer.json
 //   std::vector<int32_t> ids = tok.encode("<image>\nDescribe the picture.");
@@ -35,6 +39,7 @@
 #include "normalizers.hpp"
 #include "post_processors.hpp"
 #include "pre_tokenizers.hpp"
+#include "sentencepiece.hpp"
 
 namespace vila::tokenizer {
 
@@ -53,15 +58,21 @@ struct encoding {
 
 class tokenizer {
 public:
-    /// Loads a folder (tokenizer.json plus tokenizer_config.json when present) or a tokenizer.json file.
+    /// Loads a folder (tokenizer.json, else a SentencePiece tokenizer.model; plus
+    /// tokenizer_config.json when present), a tokenizer.json or a tokenizer.model file.
     static tokenizer load(const std::filesystem::path& path) {
         namespace fs = std::filesystem;
         fs::path file = path;
-        if (fs::is_directory(path)) file = path / "tokenizer.json";
-        if (!fs::exists(file)) throw io_error("vila::tokenizer: no tokenizer file at " + file.string());
-        tokenizer t = from_json(read_json(file), file.string());
+        if (fs::is_directory(path)) {
+            file = path / "tokenizer.json";
+            if (!fs::exists(file) && fs::exists(path / "tokenizer.model")) file = path / "tokenizer.model";
+        }
+        if (!fs::exists(file)) throw io_error("vila::tokenizer: no tokenizer file at " + file.string() + " (nor a tokenizer.model)");
+        tokenizer t = file.extension() == ".model" ? from_sentencepiece(file) : from_json(read_json(file), file.string());
         const fs::path cfg = file.parent_path() / "tokenizer_config.json";
         if (fs::exists(cfg)) t.read_config(read_json(cfg), cfg.string());
+        const fs::path jinja = file.parent_path() / "chat_template.jinja";  // transformers >= 4.5x saves it apart
+        if (fs::exists(jinja)) t.chat_template_ = io::read_text(jinja);
         return t;
     }
 
@@ -100,6 +111,25 @@ public:
         return t;
     }
 
+    /// Builds from a SentencePiece tokenizer.model, with LlamaTokenizer's defaults: BOS added
+    /// (the model's bos piece), no EOS; tokenizer_config.json, when loaded after, may change both.
+    static tokenizer from_sentencepiece(const std::filesystem::path& file) {
+        tokenizer t;
+        t.source_ = file.string();
+        t.sp_ = sentencepiece_model::load(file);
+        t.set_sentencepiece_wrapping(true, false);
+        return t;
+    }
+
+    /// True when `dir` holds a tokenizer this class loads (tokenizer.json or tokenizer.model).
+    static bool present(const std::filesystem::path& dir) {
+        std::error_code ec;
+        return std::filesystem::exists(dir / "tokenizer.json", ec) || std::filesystem::exists(dir / "tokenizer.model", ec);
+    }
+
+    /// True when the tokenizer is a SentencePiece model.
+    bool is_sentencepiece() const noexcept { return bool(sp_); }
+
     /// Token ids of `text`; with add_special_tokens the post-processor's tokens (e.g. BOS) too.
     std::vector<token_id> encode(std::string_view text, bool add_special_tokens = true) const {
         return encode_full(text, add_special_tokens, nullptr, false).ids;
@@ -134,6 +164,7 @@ public:
 
     /// Text of `ids`; skip_special_tokens drops added tokens marked special.
     std::string decode(const std::vector<token_id>& ids, bool skip_special_tokens = false) const {
+        if (sp_) return decode_sentencepiece(ids, skip_special_tokens);
         token_strings toks;
         toks.reserve(ids.size());
         for (token_id id : ids) {
@@ -177,11 +208,13 @@ public:
     std::optional<token_id> token_to_id(std::string_view t) const {
         const auto a = added_by_content_.find(std::string(t));
         if (a != added_by_content_.end()) return added_[a->second].id;
+        if (sp_) return sp_->piece_to_id(t);
         return model_.token_to_id(t);
     }
     std::optional<std::string> id_to_token(token_id id) const {
         const auto a = added_by_id_.find(id);
         if (a != added_by_id_.end()) return added_[a->second].content;
+        if (sp_) return sp_->id_to_piece(id);
         if (const std::string* t = model_.id_to_token(id)) return *t;
         return std::nullopt;
     }
@@ -189,9 +222,10 @@ public:
     std::size_t vocab_size() const { return std::size_t(next_id()); }
     bool is_special(token_id id) const {
         const auto a = added_by_id_.find(id);
-        return a != added_by_id_.end() && added_[a->second].special;
+        return (a != added_by_id_.end() && added_[a->second].special) || (sp_ && sp_->is_control(id));
     }
     const std::vector<added_token>& added_tokens() const noexcept { return added_; }
+    /// The BPE model of a tokenizer.json (empty for a SentencePiece tokenizer).
     const bpe& model() const noexcept { return model_; }
     const std::string& source() const noexcept { return source_; }
 
@@ -202,6 +236,15 @@ public:
     /// From tokenizer_config.json when present (e.g. "<s>", "</s>").
     std::optional<token_id> bos_id() const { return bos_; }
     std::optional<token_id> eos_id() const { return eos_; }
+
+    /// The Jinja chat_template (tokenizer_config.json's, or chat_template.jinja beside it); empty
+    /// when there is none. tokenizer/chat_template.hpp renders it ("auto").
+    const std::string& chat_template() const noexcept { return chat_template_; }
+    /// Replaces the chat template (a Jinja source), as assigning tokenizer.chat_template does.
+    void set_chat_template(std::string source) { chat_template_ = std::move(source); }
+    /// tokenizer_config.json's special token strings (bos_token, eos_token, unk_token, pad_token;
+    /// null when absent), which transformers passes to the chat template.
+    const nlohmann::json& special_token_strings() const noexcept { return special_strings_; }
 
 private:
     static nlohmann::json read_json(const std::filesystem::path& file) { return io::read_json(file); }
@@ -244,6 +287,7 @@ private:
 
     void read_config(const nlohmann::json& j, const std::string& file) {
         const detail::field root{j, file, ""};
+        if (sp_) read_sentencepiece_config(root);
         auto token_of = [&](const char* key) -> std::optional<token_id> {
             if (!root.has(key)) return std::nullopt;
             const auto f = root.at(key);
@@ -254,10 +298,111 @@ private:
         };
         bos_ = token_of("bos_token");
         eos_ = token_of("eos_token");
+        for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
+            special_strings_[key] = nullptr;
+            if (!root.has(key)) continue;
+            const auto f = root.at(key);
+            special_strings_[key] = f.value.is_object() ? f.at("content").str() : f.str();
+        }
+        if (root.has("chat_template")) {  // a string, or [{"name", "template"}] (the "default" one is used)
+            const auto ct = root.at("chat_template");
+            if (ct.value.is_string()) {
+                chat_template_ = ct.str();
+            } else {
+                for (std::size_t i = 0; i < ct.array().size(); ++i)
+                    if (ct.item(i).at("name").str() == "default") chat_template_ = ct.item(i).at("template").str();
+            }
+        }
+    }
+
+    /// tokenizer_config.json of a SentencePiece tokenizer (transformers' LlamaTokenizer): the
+    /// added tokens (ids past the model's pieces are new; the others name pieces, such as <s>,
+    /// that transformers then matches in text), add_bos_token (default true), add_eos_token.
+    void read_sentencepiece_config(const detail::field& root) {
+        if (root.has("added_tokens_decoder")) {
+            const auto list = root.at("added_tokens_decoder");
+            for (const auto& [key, value] : list.object().items()) {
+                const detail::field e{value, list.file, list.path + "['" + key + "']"};
+                added_token a;
+                std::size_t used = 0;
+                long long id = -1;
+                try {
+                    id = std::stoll(key, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (used != key.size() || id < 0 || id > (1 << 24)) e.fail("the key must be a token id, got '" + key + "'");
+                a.id = token_id(id);
+                a.content = e.at("content").str();
+                if (a.content.empty()) e.at("content").fail("empty added token");
+                a.special = e.bool_or("special", false);
+                a.lstrip = e.bool_or("lstrip", false);
+                a.rstrip = e.bool_or("rstrip", false);
+                a.single_word = e.bool_or("single_word", false);
+                a.normalized = false;  // matched in the raw text: SentencePiece normalizes each segment itself
+                if (a.id < sp_->size() && sp_->id_to_piece(a.id) != a.content)
+                    e.fail("token " + std::to_string(a.id) + " is '" + a.content + "' here but '" + *sp_->id_to_piece(a.id) +
+                           "' in the SentencePiece model");
+                add(a);
+            }
+            if (next_id() > 2 * (sp_->size() + token_id(added_.size())) + 1024)
+                list.fail("ids reach " + std::to_string(next_id() - 1) + ": ids must be dense");
+        }
+        set_sentencepiece_wrapping(root.bool_or("add_bos_token", true), root.bool_or("add_eos_token", false), root);
+    }
+
+    /// BOS / EOS around an encoding: the ids of tokenizer_config.json's bos_token / eos_token
+    /// when it names them, else the model's own.
+    void set_sentencepiece_wrapping(bool add_bos, bool add_eos, std::optional<detail::field> cfg = std::nullopt) {
+        auto special = [&](const char* key, std::optional<token_id> fallback) -> std::optional<token_id> {
+            if (!cfg || !cfg->has(key) || cfg->at(key).value.is_null()) return fallback;
+            const auto f = cfg->at(key);
+            const std::string s = f.value.is_object() ? f.at("content").str() : f.str();
+            const auto id = token_to_id(s);
+            if (!id) f.fail("token '" + s + "' is not in the tokenizer's vocabulary");
+            return id;
+        };
+        const auto bos = special("bos_token", sp_->bos_id()), eos = special("eos_token", sp_->eos_id());
+        wrapping_ = {};
+        if (add_bos && bos) wrapping_.prefix = {*bos}, wrapping_.prefix_tokens = {*id_to_token(*bos)};
+        if (add_eos && eos) wrapping_.suffix = {*eos}, wrapping_.suffix_tokens = {*id_to_token(*eos)};
+        bos_ = bos;
+        eos_ = eos;
+    }
+
+    /// Runs of model ids decoded by SentencePiece, added tokens as their text. SentencePiece
+    /// drops the dummy-prefix space at the start of every run; transformers only at the start
+    /// of the whole text ("<s>", "▁Hello" -> "<s> Hello"), so a run after text gets it back.
+    std::string decode_sentencepiece(const std::vector<token_id>& ids, bool skip_special_tokens) const {
+        std::string out;
+        std::vector<token_id> run;
+        auto flush = [&] {
+            if (run.empty()) return;
+            std::string text = sp_->decode(run);
+            const auto first = sp_->id_to_piece(run.front());
+            if (!out.empty() && first && first->rfind("\xE2\x96\x81", 0) == 0 && text.rfind(' ', 0) != 0) text.insert(0, " ");
+            out += text;
+            run.clear();
+        };
+        for (token_id id : ids) {
+            const auto a = added_by_id_.find(id);
+            if (a == added_by_id_.end()) {
+                if (id < 0 || id >= sp_->size())
+                    throw error("vila::tokenizer::decode: token id " + std::to_string(id) + " is not in the vocabulary of " + source_ +
+                                " (size " + std::to_string(vocab_size()) + ")");
+                run.push_back(id);
+                continue;
+            }
+            flush();
+            if (!(skip_special_tokens && added_[a->second].special)) out += added_[a->second].content;
+        }
+        flush();
+        return out;
     }
 
     token_id next_id() const {
         token_id n = std::max(model_.id_end(), token_id(model_.vocab_size()));
+        if (sp_) n = std::max(n, sp_->size());
         for (const auto& a : added_) n = std::max(n, a.id + 1);
         return n;
     }
@@ -349,6 +494,14 @@ private:
                 push_added(std::size_t(seg.added), enc, with_tokens);
                 continue;
             }
+            if (sp_) {
+                const std::size_t mark = enc.ids.size();
+                const auto ids = sp_->encode(text.substr(seg.begin, seg.end - seg.begin));
+                enc.ids.insert(enc.ids.end(), ids.begin(), ids.end());
+                if (with_tokens)
+                    for (std::size_t k = mark; k < enc.ids.size(); ++k) enc.tokens.push_back(*sp_->id_to_piece(enc.ids[k]));
+                continue;
+            }
             std::string s(text.substr(seg.begin, seg.end - seg.begin));
             if (normalizer_) normalizer_->normalize(s);
             for (const auto& sub : split_added(s, normalized_first_byte_)) {
@@ -393,6 +546,9 @@ private:
     std::unordered_map<token_id, std::size_t> added_by_id_;
     std::unordered_map<unsigned char, std::vector<std::size_t>> raw_first_byte_, normalized_first_byte_;
     std::optional<token_id> bos_, eos_;
+    std::string chat_template_;
+    nlohmann::json special_strings_ = {{"bos_token", nullptr}, {"eos_token", nullptr}, {"unk_token", nullptr}, {"pad_token", nullptr}};
+    std::shared_ptr<const sentencepiece_model> sp_;  // set: a SentencePiece tokenizer (immutable, shared by copies)
     std::unique_ptr<shared_state> shared_ = std::make_unique<shared_state>();
 };
 

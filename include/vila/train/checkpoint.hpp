@@ -112,7 +112,7 @@ inline void copy_tokenizer_files(const std::filesystem::path& from, const std::f
     namespace fs = std::filesystem;
     if (from.empty()) return;
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                             "generation_config.json", "chat_template.json", "preprocessor_config.json"}) {
+                             "generation_config.json", "chat_template.json", "chat_template.jinja", "preprocessor_config.json"}) {
         if (!fs::exists(from / name)) continue;
         std::error_code ec;
         fs::copy_file(from / name, to / name, fs::copy_options::overwrite_existing, ec);
