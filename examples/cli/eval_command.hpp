@@ -8,7 +8,7 @@
 // table, writes the results (with every prediction) as JSON.
 
 const char* const eval_usage_text =
-    "usage: vila eval --model DIR --task vqa|caption|mc|icl|ppl --data FILE [--conv none|vicuna_v1|llama_3|plain]\n"
+    "usage: vila eval --model DIR --task vqa|caption|mc|icl|ppl --data FILE [--conv none|vicuna_v1|llama_3|hermes-2|plain]\n"
     "                 [--image-folder DIR] [--limit N] [--max-new-tokens N] [--out RESULTS.json]\n"
     "  vqa  LLaVA-style rows (image, question, \"answer\": text or 10 annotators' list): greedy answers,\n"
     "       VQA accuracy (VQAv2 normalization; min(matches/3, 1) over 10 answers, else exact match)\n"
@@ -138,8 +138,9 @@ int cmd_eval(args a) {
     if (s.model.empty() || s.task.empty() || s.data.empty()) throw usage_error("eval needs --model DIR, --task and --data FILE (see vila eval --help)");
     if (s.task != "vqa" && s.task != "caption" && s.task != "mc" && s.task != "icl" && s.task != "ppl")
         throw usage_error("--task '" + s.task + "' is not vqa, caption, mc, icl or ppl");
-    if (!s.conv.empty() && s.conv != "none" && s.conv != "vicuna_v1" && s.conv != "v1" && s.conv != "llama_3" && s.conv != "plain")
-        throw usage_error("--conv '" + s.conv + "' is not none, vicuna_v1, llama_3 or plain");
+    if (!s.conv.empty() && s.conv != "none" && s.conv != "vicuna_v1" && s.conv != "v1" && s.conv != "llama_3" && s.conv != "hermes-2" &&
+        s.conv != "plain")
+        throw usage_error("--conv '" + s.conv + "' is not none, vicuna_v1, llama_3, hermes-2 or plain");
     const auto t0 = std::chrono::steady_clock::now();
     nlohmann::json r;
     if (is_vlm(s.model)) {

@@ -31,7 +31,7 @@ const char* const train_usage_text =
     "  conversation JSON/JSONL (images under --image-folder, default beside the file or in images/), MMC4\n"
     "  JSONL, webdataset .tar shards of image-text pairs, FLAN-style {question, answer}, {text}. Options:\n"
     "  --freeze sft (projector + LLM; default) | sft_with_vision | pretrain | align_projector | all,\n"
-    "  --conv vicuna_v1 | llama_3 | plain, --mixture natural | weighted | sequential, --bad-records\n"
+    "  --conv vicuna_v1 | llama_3 | hermes-2 | plain | auto, --mixture natural | weighted | sequential, --bad-records\n"
     "  lenient (skip and count; default) | strict. --seq-len caps a sample's length after splicing images.\n"
     "  --workers N loader threads read, tokenize and decode images ahead of the trainer (default 1).\n"
     "  With no arguments `vila train` runs the demo: VILA's recipe on a synthetic world (below).\n";
@@ -104,7 +104,7 @@ struct train_settings {
         one_of("freeze", "sft", {"sft", "sft_with_vision", "pretrain", "align_projector", "all"});
         one_of("mixture", "natural", {"natural", "weighted", "sequential"});
         one_of("bad-records", "lenient", {"lenient", "strict"});
-        one_of("conv", "vicuna_v1", {"vicuna_v1", "v1", "llama_3", "plain"});
+        one_of("conv", "vicuna_v1", {"vicuna_v1", "v1", "llama_3", "hermes-2", "plain", "auto"});
         if (!text("lora").empty()) vila::lora::peft_config::parse(text("lora"));
     }
     std::string text(const std::string& key, const std::string& def = "") const {

@@ -5,6 +5,7 @@
 //   config       config.json readers: LLaMA-family, ViT, image processor
 //   tokenizer    tokenizer.json (first line: a text to encode, then the JSON)
 //   regex        a Split pattern (first line) matched against the rest
+//   jinja        a chat template (Jinja), parsed and rendered with a small conversation
 //   data         the training-data readers: the first byte picks the format (llava JSON,
 //                MMC4 JSONL, MMC4 as pairs, a webdataset tar shard, instructions, text, a data
 //                registry), the rest is the file; every record is read and its images loaded
@@ -23,6 +24,7 @@
 #include <vila/data/open.hpp>
 #include <vila/io/safetensors.hpp>
 #include <vila/llm/config.hpp>
+#include <vila/tokenizer/jinja.hpp>
 #include <vila/tokenizer/regex.hpp>
 #include <vila/tokenizer/tokenizer.hpp>
 #include <vila/vision/image.hpp>
@@ -147,13 +149,27 @@ void fuzz_data(const unsigned char* data, std::size_t size) {
     }
 }
 
+void fuzz_jinja(const unsigned char* data, std::size_t size) {
+    using vila::tokenizer::jinja::json;
+    const vila::tokenizer::jinja::template_source t(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
+    const json ctx = {{"messages", json::array({{{"role", "system"}, {"content", "Be brief."}},
+                                                {{"role", "user"}, {"content", "Hi <image>"}},
+                                                {{"role", "assistant"}, {"content", "Hello."}}})},
+                      {"tools", nullptr}, {"documents", nullptr}, {"add_generation_prompt", true},
+                      {"bos_token", "<s>"}, {"eos_token", "</s>"}};
+    const auto r = t.render(ctx);
+    for (const auto& [b, e] : r.generation)
+        if (b > e || e > r.text.size()) std::abort();  // generation ranges lie inside the text
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const char* t = std::getenv("VILA_FUZZ");
     target = t ? t : "";
-    if (target != "image" && target != "safetensors" && target != "config" && target != "tokenizer" && target != "regex" && target != "data") {
-        std::fprintf(stderr, "set VILA_FUZZ to image, safetensors, config, tokenizer, regex or data\n");
+    if (target != "image" && target != "safetensors" && target != "config" && target != "tokenizer" && target != "regex" && target != "data" &&
+        target != "jinja") {
+        std::fprintf(stderr, "set VILA_FUZZ to image, safetensors, config, tokenizer, regex, data or jinja\n");
         std::exit(2);
     }
     return 0;
@@ -166,6 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
         else if (target == "config") fuzz_config(data, size);
         else if (target == "tokenizer") fuzz_tokenizer(data, size);
         else if (target == "data") fuzz_data(data, size);
+        else if (target == "jinja") fuzz_jinja(data, size);
         else fuzz_regex(data, size);
     } catch (const vila::error& e) {
         if (!*e.what()) std::abort();  // every error says what went wrong

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz one reader of untrusted files with libFuzzer (clang), AddressSanitizer and UBSan.
-#   bash tests/fuzz/run.sh NAME SECONDS        NAME: image safetensors config tokenizer regex data
+#   bash tests/fuzz/run.sh NAME SECONDS        NAME: image safetensors config tokenizer regex data jinja
 #   bash tests/fuzz/run.sh all SECONDS         each target in turn (CI: 20 s each)
 # Seeds: tests/fuzz/corpus/NAME (committed); regressions: tests/fuzz/regressions/NAME (every
 # crash found, committed, replayed first). New inputs collect in build/fuzz/corpus/NAME; a
@@ -20,7 +20,7 @@ if [ ! -x "$bin" ] || [ -n "$(find "$root/include" "$root/tests/fuzz/fuzz.cpp" -
     "$root/tests/fuzz/fuzz.cpp" -o "$bin" -ljpeg -lpng -lgif
 fi
 targets=("$name")
-[ "$name" = all ] && targets=(image safetensors config tokenizer regex data)
+[ "$name" = all ] && targets=(image safetensors config tokenizer regex data jinja)
 for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t" "$root/tests/fuzz/regressions/$t"
   echo "=== fuzz $t for $seconds s"

@@ -27,6 +27,7 @@ TEST_CASE("templates render two images and two turns into the reference ids and 
         }
         CAPTURE(c.at("name").get<std::string>());
         auto tok = tokenizer::tokenizer::load(tokenizer_dir(tok_name));
+        if (c.contains("chat_template")) tok.set_chat_template(c.at("chat_template"));  // "auto" with {% generation %} blocks
         const auto image_ids = tok.add_special_tokens({tokenizer::image_placeholder});
         CHECK(image_ids[0] == c.at("image_id").get<int>());
         const auto got = tokenizer::render_conversation(c.at("template").get<std::string>(), tok, conv_from(c.at("conversation")));

@@ -22,7 +22,7 @@
 namespace vila::data {
 
 struct render_options {
-    std::string conv_template = "vicuna_v1";  // for conversations: vicuna_v1, llama_3, plain
+    std::string conv_template = "vicuna_v1";  // for conversations: vicuna_v1, llama_3, hermes-2, plain
     std::int32_t image_token = -200;          // the model's image token id (VILA: -200)
     index_t tokens_per_image = 1;             // features per image after the projector
     index_t max_length = 0;                   // 0: no limit

@@ -48,7 +48,7 @@ inline std::vector<vqa_item> read_vqa(const std::filesystem::path& file, const s
     return out;
 }
 
-/// `conv` renders "question" rows (none, vicuna_v1, llama_3, plain).
+/// `conv` renders "question" rows (none, vicuna_v1, llama_3, hermes-2, plain).
 inline std::vector<choice_item> read_choices(const std::filesystem::path& file, const std::string& conv,
                                              const std::filesystem::path& image_folder = {}) {
     const data::json_rows rows(file);

@@ -191,7 +191,7 @@ std::vector<std::string> answer_all(Model& m, const tokenizer::tokenizer& tok, c
                                     const std::function<void(std::size_t)>& progress) {
     std::vector<std::string> out;
     for (std::size_t i = 0; i < items.size(); ++i) {
-        const auto p = tokenizer::render_prompt(conv, items[i].question);
+        const auto p = tokenizer::render_prompt(conv, items[i].question, &tok);
         out.push_back(greedy_text(m, tok, p.text, p.add_special_tokens, load_pixels(items[i].images, processor), image_token, max_new_tokens));
         if (progress) progress(i + 1);
     }

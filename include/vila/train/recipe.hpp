@@ -124,7 +124,7 @@ struct stage_settings {
     std::string name;                // the stage type's name (checked)
     std::string data;                // a mixture "a+b" / "a:0.1+b:0.9" of registry names or paths
     std::string mixture = "natural"; // natural | weighted | sequential
-    std::string conv = "plain";      // chat template for conversations (vicuna_v1, llama_3, plain)
+    std::string conv = "plain";      // chat template for conversations (vicuna_v1, llama_3, hermes-2, plain)
     long long steps = 100;
     long long batch_size = 8;
     long long grad_accum = 1;
