@@ -19,7 +19,9 @@
 #pragma once
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -28,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -678,8 +681,8 @@ private:
             while (peek().type == tok::string) s += next().text;  // adjacent literals concatenate
             return lit(s);
         }
-        case tok::integer: return lit(json(std::stoll(t.text)));
-        case tok::floating: return lit(json(std::stod(t.text)));
+        case tok::integer: return lit(json(int_literal(t.text)));
+        case tok::floating: return lit(json(std::strtod(t.text.c_str(), nullptr)));  // 1e999: inf, as Python
         case tok::name:
             if (t.text == "true" || t.text == "True") return lit(true);
             if (t.text == "false" || t.text == "False") return lit(false);
@@ -753,7 +756,7 @@ private:
         while (true) {
             if (at_op(".")) {
                 ++i_;
-                if (peek().type == tok::integer) e = make(expr::op::item, {e, make_literal(json(std::stoll(next().text)))});
+                if (peek().type == tok::integer) e = make(expr::op::item, {e, make_literal(json(int_literal(next().text)))});
                 else e = make(expr::op::attr, {e}, expect_name());
             } else if (at_op("[")) {
                 ++i_;
@@ -782,6 +785,12 @@ private:
                 return e;
             }
         }
+    }
+    std::int64_t int_literal(const std::string& digits) {
+        errno = 0;
+        const long long v = std::strtoll(digits.c_str(), nullptr, 10);
+        if (errno == ERANGE) fail("the integer " + digits.substr(0, 40) + " is out of range (64-bit integers only)");
+        return v;
     }
     expr_ptr make_literal(json j) {
         auto e = make(expr::op::literal, {});
@@ -866,7 +875,7 @@ private:
 
     /// A render does bounded work: a template that loops for ever or doubles a string in a loop
     /// is an error, not a hang or an exhausted memory.
-    static constexpr std::uint64_t max_steps = 20'000'000;
+    static constexpr std::uint64_t max_steps = 2'000'000;  // Qwen3's template on 2,000 messages fits (test_jinja.cpp)
     static constexpr std::size_t max_text = std::size_t(1) << 26;  // 64 MiB, for the output and any string
     void step(int line) {
         if (++steps_ > max_steps) fail(line, "the render takes over " + std::to_string(max_steps) + " steps");
@@ -1100,10 +1109,12 @@ private:
         const bool ints = is_int(p) && is_int(q);
         if (ints && o != "/" && o != "**") {
             const std::int64_t i = p.get<std::int64_t>(), j = q.get<std::int64_t>();
-            if (o == "+") return value::of(i + j);
-            if (o == "-") return value::of(i - j);
-            if (o == "*") return value::of(i * j);
+            std::int64_t r = 0;  // Python's integers do not overflow; ours are 64-bit: an error, never UB
+            if (o == "+") return __builtin_add_overflow(i, j, &r) ? overflow(line) : value::of(r);
+            if (o == "-") return __builtin_sub_overflow(i, j, &r) ? overflow(line) : value::of(r);
+            if (o == "*") return __builtin_mul_overflow(i, j, &r) ? overflow(line) : value::of(r);
             if (j == 0) fail(line, "division by zero");
+            if (j == -1 && i == INT64_MIN) overflow(line);
             std::int64_t d = i / j, m = i % j;
             if (m != 0 && ((m < 0) != (j < 0))) --d, m += j;  // Python floors
             if (o == "//") return value::of(d);
@@ -1114,7 +1125,11 @@ private:
         if (o == "-") return value::of(i - j);
         if (o == "*") return value::of(i * j);
         if (o == "**") {
-            if (ints && q.get<std::int64_t>() >= 0) return value::of(std::int64_t(std::llround(std::pow(i, j))));
+            if (ints && q.get<std::int64_t>() >= 0) {
+                const double r = std::pow(i, j);
+                if (!(std::fabs(r) < 9.2e18)) overflow(line);
+                return value::of(std::int64_t(std::llround(r)));
+            }
             return value::of(std::pow(i, j));
         }
         if (j == 0) fail(line, "division by zero");
@@ -1124,8 +1139,52 @@ private:
         fail(line, "unknown operator " + o);
     }
 
+    [[noreturn]] value overflow(int line) const { fail(line, "integer overflow (64-bit integers only)"); }
+    static bool fits_int64(double d) { return d > -9.2e18 && d < 9.2e18; }
+
+    /// The bytes a value holds (strings, plus 16 a node), counted up to `cap`.
+    static std::size_t weight(const json& j, std::size_t cap) {
+        std::size_t w = 16;
+        if (j.is_string()) return w + j.get_ref<const std::string&>().size();
+        if (j.is_array() || j.is_object())
+            for (const auto& x : j) {
+                if (w > cap) break;
+                w += weight(x, cap - w);
+            }
+        return w;
+    }
+    /// Every value an expression makes is charged by its size: copying a large list or string
+    /// in a loop exhausts the budget instead of the memory or the time.
+    static constexpr std::size_t max_work = std::size_t(1) << 32;
+    void charge(const value& v, int line) {
+        if (v.k != value::kind::data) return;
+        work_ += weight(v.v, max_work - std::min(work_, max_work) + 1);
+        if (work_ > max_work) fail(line, "the render makes over " + std::to_string(max_work) + " bytes of values");
+    }
+
+    /// Calls f with the value of `x`; a plain variable is passed by reference (messages[i],
+    /// message.role and messages|length do not copy the conversation).
+    template <class F>
+    auto with_operand(const expr_ptr& x, F&& f) {
+        if (x->kind == expr::op::name) {
+            step(x->line);
+            for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
+                const auto found = it->find(x->name);
+                if (found != it->end()) return f(found->second);
+            }
+        }
+        const value v = eval(*x);
+        return f(v);
+    }
+
     value eval(const expr& e) {
         step(e.line);
+        value v = eval_uncharged(e);
+        charge(v, e.line);
+        return v;
+    }
+
+    value eval_uncharged(const expr& e) {
         switch (e.kind) {
         case expr::op::literal: return value::of(e.literal);
         case expr::op::name: return lookup(e.name);
@@ -1143,8 +1202,11 @@ private:
             }
             return value::of(obj);
         }
-        case expr::op::attr: return get_attr(eval(*e.args[0]), e.name, e.line);
-        case expr::op::item: return get_item(eval(*e.args[0]), eval(*e.args[1]), e.line);
+        case expr::op::attr: return with_operand(e.args[0], [&](const value& obj) { return get_attr(obj, e.name, e.line); });
+        case expr::op::item: {
+            const value key = eval(*e.args[1]);
+            return with_operand(e.args[0], [&](const value& obj) { return get_item(obj, key, e.line); });
+        }
         case expr::op::slice: return slice(eval(*e.args[0]), e.args[1], e.args[2], e.args[3], e.line);
         case expr::op::call: {
             const value f = eval(*e.args[0]);
@@ -1155,18 +1217,16 @@ private:
             return call(f, args, kwargs, e.line);
         }
         case expr::op::filter: {
-            const value subject = eval(*e.args[0]);
             std::vector<value> args;
             for (std::size_t k = 1; k < e.args.size(); ++k) args.push_back(eval(*e.args[k]));
             std::vector<std::pair<std::string, value>> kwargs;
             for (const auto& [k, v] : e.kwargs) kwargs.emplace_back(k, eval(*v));
-            return filter(e.name, subject, args, kwargs, e.line);
+            return with_operand(e.args[0], [&](const value& subject) { return filter(e.name, subject, args, kwargs, e.line); });
         }
         case expr::op::test: {
-            const value subject = eval(*e.args[0]);
             std::vector<value> args;
             for (std::size_t k = 1; k < e.args.size(); ++k) args.push_back(eval(*e.args[k]));
-            const bool r = test(e.name, subject, args, e.line);
+            const bool r = with_operand(e.args[0], [&](const value& subject) { return test(e.name, subject, args, e.line); });
             return value::of(e.negated ? !r : r);
         }
         case expr::op::unary_not: return value::of(!truthy(eval(*e.args[0])));
@@ -1175,6 +1235,7 @@ private:
             const json x = plain(eval(*e.args[0]), e.line);
             if (!x.is_number()) fail(e.line, "unary " + std::string(e.kind == expr::op::neg ? "-" : "+") + " on " + py_str(x, false));
             if (e.kind == expr::op::pos) return value::of(x);
+            if (is_int(x) && x.get<std::int64_t>() == INT64_MIN) overflow(e.line);
             return is_int(x) ? value::of(-x.get<std::int64_t>()) : value::of(-x.get<double>());
         }
         case expr::op::binary: return arith(e.name, eval(*e.args[0]), eval(*e.args[1]), e.line);
@@ -1372,9 +1433,10 @@ private:
             else if (a.size() >= 2) start = a[0], stop = a[1], step = a.size() > 2 ? a[2] : 1;
             if (step == 0 || a.empty() || a.size() > 3) fail(line, "range: bad arguments");
             json out = json::array();
-            for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+            for (std::int64_t i = start; step > 0 ? i < stop : i > stop;) {
                 out.push_back(i);
                 if (out.size() > (1u << 20)) fail(line, "range too large");
+                if (__builtin_add_overflow(i, step, &i)) break;
             }
             return value::of(out);
         }
@@ -1520,7 +1582,9 @@ private:
             // transformers' tojson: json.dumps(x, ensure_ascii=False, indent=indent, separators, sort_keys)
             const value indent = kwarg(kwargs, "indent", args, 0, value::of(nullptr));
             const bool sort_keys = truthy(kwarg(kwargs, "sort_keys", {}, 99, value::of(false)));
-            return value::of(py_json(d, indent.data().is_number() ? int(indent.data().get<std::int64_t>()) : -1, 0, sort_keys));
+            const std::int64_t width = indent.data().is_number() ? indent.data().get<std::int64_t>() : -1;
+            if (width > 64) fail(line, "tojson: an indent over 64");
+            return value::of(py_json(d, int(width), 0, sort_keys));
         }
         if (f == "upper") return value::of(ascii_map(need_string(), [](int c) { return std::toupper(c); }));
         if (f == "lower") return value::of(ascii_map(need_string(), [](int c) { return std::tolower(c); }));
@@ -1552,7 +1616,10 @@ private:
         }
         if (f == "int") {
             if (is_int(d)) return x;
-            if (d.is_number()) return value::of(std::int64_t(d.get<double>()));
+            if (d.is_number()) {
+                if (!fits_int64(d.get<double>())) fail(line, "int of " + py_str(d) + ": out of the 64-bit range");
+                return value::of(std::int64_t(d.get<double>()));
+            }
             if (d.is_string()) {
                 try {
                     std::size_t used = 0;
@@ -1575,7 +1642,10 @@ private:
             return kwarg(kwargs, "default", args, 0, value::of(0.0));
         }
         if (f == "abs") {
-            if (is_int(d)) return value::of(std::llabs(d.get<std::int64_t>()));
+            if (is_int(d)) {
+                if (d.get<std::int64_t>() == INT64_MIN) overflow(line);
+                return value::of(std::llabs(d.get<std::int64_t>()));
+            }
             if (d.is_number()) return value::of(std::fabs(d.get<double>()));
             fail(line, "abs of " + type_name(x));
         }
@@ -1662,6 +1732,7 @@ private:
         }
         if (f == "indent") {
             const std::int64_t width = plain(kwarg(kwargs, "width", args, 0, value::of(4)), line).get<std::int64_t>();
+            if (width > 1024) fail(line, "indent: a width over 1024");
             const bool first = truthy(kwarg(kwargs, "first", args, 1, value::of(false)));
             const std::string pad(std::size_t(std::max<std::int64_t>(0, width)), ' ');
             const std::string s = need_string();
@@ -1745,6 +1816,7 @@ private:
     std::string name_;
     std::vector<std::map<std::string, value>> scopes_;
     std::uint64_t steps_ = 0;
+    std::size_t work_ = 0;
 };
 
 }  // namespace detail
@@ -1755,24 +1827,42 @@ public:
     /// Parses `source`; `name` names it in errors (e.g. "tokenizer_config.json chat_template").
     template_source(std::string_view source, std::string name) : name_(std::move(name)) {
         if (source.size() > (std::size_t(1) << 24)) throw format_error("chat template " + name_ + ": over 16 MiB");
-        body_ = detail::parser(detail::lexer(source, name_).run(), name_).parse();
+        guarded([&] { body_ = detail::parser(detail::lexer(source, name_).run(), name_).parse(); });
     }
 
     /// Renders with `context` (messages, add_generation_prompt, bos_token, ...).
     rendered render(const json& context) const {
         detail::evaluator ev(name_, context);
-        try {
-            ev.run(body_);
-        } catch (const detail::loop_break&) {
-            throw format_error("chat template " + name_ + ": break outside a loop");
-        } catch (const detail::loop_continue&) {
-            throw format_error("chat template " + name_ + ": continue outside a loop");
-        }
+        guarded([&] {
+            try {
+                ev.run(body_);
+            } catch (const detail::loop_break&) {
+                throw format_error("chat template " + name_ + ": break outside a loop");
+            } catch (const detail::loop_continue&) {
+                throw format_error("chat template " + name_ + ": continue outside a loop");
+            }
+        });
         return std::move(ev.out);
     }
     const std::string& name() const noexcept { return name_; }
 
 private:
+    /// A value of the wrong type where a method or filter wants another (a list of numbers to
+    /// startswith, a non-string attribute name) surfaces from nlohmann as type_error: a
+    /// vila::format_error naming the template, as every other template error.
+    template <class F>
+    void guarded(F&& f) const {
+        try {
+            f();
+        } catch (const nlohmann::json::exception& e) {
+            throw format_error("chat template " + name_ + ": a value of the wrong type (" + e.what() + ")");
+        } catch (const std::out_of_range& e) {
+            throw format_error("chat template " + name_ + ": out of range (" + e.what() + ")");
+        } catch (const std::invalid_argument& e) {
+            throw format_error("chat template " + name_ + ": invalid argument (" + e.what() + ")");
+        }
+    }
+
     std::string name_;
     detail::body_t body_;
 };
