@@ -1,5 +1,7 @@
 // VILA's projectors against a PyTorch transcription of VILA's definitions
 // (tests/fixtures/projectors.safetensors, make_projectors.py): output, input and weight gradients.
+#include <algorithm>
+#include <cmath>
 #include <doctest/doctest.h>
 #include <vila/io/safetensors.hpp>
 #include <vila/projector/projectors.hpp>
@@ -10,7 +12,7 @@ using namespace vila;
 
 namespace {
 template <class P>
-void check_projector(const std::string& kind, double grad_atol = 1e-5) {
+void check_projector(const std::string& kind) {
     CAPTURE(kind);
     const io::safetensors_file fx(test::fixture_path("projectors.safetensors"));
     P proj({12, 20});
@@ -36,7 +38,12 @@ void check_projector(const std::string& kind, double grad_atol = 1e-5) {
     proj.for_each_parameter([&](const std::string& name, param<float>& p) {
         tensor<float> g;
         fx.read(kind + ".grad." + name, g);
-        test::require_close(p.grad, g, grad_atol, 1e-4, kind + " d" + name);
+        // Weight gradients are long float32 sums over every token; deep chains reach |g| ~ 40, where
+        // summation order alone (SIMD width, FMA) moves elements by ~1e-4. The absolute tolerance
+        // therefore scales with the tensor's largest reference element.
+        double scale = 1;
+        for (float v : g.to_host()) scale = std::max(scale, double(std::abs(v)));
+        test::require_close(p.grad, g, 2e-5 * scale, 1e-4, kind + " d" + name);
     });
 }
 }  // namespace
@@ -56,8 +63,7 @@ TEST_CASE("NVILA's projectors match VILA's own MultimodalProjector: 2x2_fix, 3x3
     check_projector<projector::mlp_downsample_3x3_fix<float>>("mlp_downsample_3x3_fix");       // 5 x 5 -> 6 x 6 -> 2 x 2
     check_projector<projector::mlp_downsample_3x3_fix<float>>("mlp_downsample_3x3_fix.even");  // 6 x 6
     check_projector<projector::mlp_downsample_3x3_fix<float>>("mlp_downsample_3x3_fix.seven"); // 7 x 7 -> 9 x 9 -> 3 x 3
-    // its deep chain reaches weight gradients of |g| up to 27: float32 sums differ by 1e-4 there
-    check_projector<projector::mlp_downsample_3x3_s2<float>>("mlp_downsample_3x3_s2", 3e-4);
+    check_projector<projector::mlp_downsample_3x3_s2<float>>("mlp_downsample_3x3_s2");
     check_projector<projector::mlp_downsample_3x3_s2_new<float>>("mlp_downsample_3x3_s2_new");
     CHECK(projector::mlp_downsample_3x3_fix<float>::output_tokens(1024) == 121);  // NVILA: SigLIP 448/14, 32 x 32 -> 11 x 11
     CHECK(projector::mlp_downsample_2x2_fix<float>::output_tokens(729) == 196);
