@@ -294,7 +294,7 @@ bool is_vlm(const std::string& dir) {
 /// A VLM prompt's ids and pixels from --ids/--prompt, --image and --conv.
 struct vlm_prompt {
     std::vector<std::int32_t> ids;
-    vila::tensor<float> pixels;
+    vila::model::images images;  // every tile's pixels and each image's tile grid (NVILA)
 };
 vlm_prompt vlm_prompt_of(args& a, vila::assistant& m) {
     const auto images = a.take_all("--image");
@@ -305,9 +305,9 @@ vlm_prompt vlm_prompt_of(args& a, vila::assistant& m) {
         if (!conv.empty()) throw usage_error("--conv applies to --prompt, not --ids");
         p.ids = parse_ids(ids);
     } else {
-        p.ids = m.encode_prompt(vila::assistant::mark_images(text, images.size()), conv.empty() ? "none" : conv);
+        p.ids = m.encode_prompt(vila::assistant::mark_images(text, images.size(), m.image_separator()), conv.empty() ? "none" : conv);
     }
-    p.pixels = m.load_images(images);
+    p.images = m.load_images(images);
     return p;
 }
 
@@ -372,7 +372,7 @@ int cmd_logits(args a) {
         if (m.adapter_layers()) std::fprintf(stderr, "adapter: %s (%lld LoRA layers)\n", dir.c_str(), (long long)m.adapter_layers());
         const auto p = vlm_prompt_of(a, m);
         a.done();
-        const auto logits = m.logits(p.ids, p.pixels);
+        const auto logits = m.logits(p.ids, p.images);
         vila::io::save_safetensors(out, {{"logits", {logits.shape(), logits.to_host()}}}, {{"format", "pt"}});
         std::fprintf(stderr, "wrote logits %s to %s\n", vila::to_string(logits.shape()).c_str(), out.c_str());
         return 0;
@@ -418,7 +418,7 @@ int cmd_generate(args a) {
         const auto p = vlm_prompt_of(a, m);
         a.done();
         if (m.has_tokenizer()) text.emplace(m.tokenizer());
-        m.generate(p.ids, p.pixels, o, print);
+        m.generate(p.ids, p.images, o, print);
         return end();
     }
     const auto ids = prompt_ids(a, dir);

@@ -7,9 +7,11 @@
 //   std::string answer = a.ask({"cat.jpg"}, "<image>\nWhat is in the picture?", o,
 //                              [](const std::string& piece) { std::cout << piece << std::flush; return true; });
 //
-// The folder decides the model type at run time: the facade holds one of the six compiled
-// compositions (CLIP or SigLIP x linear, mlp2x_gelu or mlp_downsample, with the LLaMA decoder)
-// on the CPU backend. Researchers who know their type use vila::vlm directly.
+// The folder decides the model type at run time: the facade holds a CLIP or SigLIP composition
+// with projector::any (whichever projector the folder names) and the LLaMA-family decoder on the
+// CPU backend. Researchers who know their type use vila::vlm directly.
+// NVILA folders (dynamic S2): a prompt with one image gets that image's multi-scale tiles, as
+// VILA's generate_content does; several images are one tile each.
 // "<image>" in the prompt marks where each image goes; a prompt without one gets "<image>\n"
 // per image in front, as VILA's run script does.
 #pragma once
@@ -80,65 +82,93 @@ public:
         return ids;
     }
 
-    /// Decodes and preprocesses image files into pixels [N, 3, H, W].
-    tensor<float> load_images(const std::vector<std::string>& files) const {
+    /// Decodes and preprocesses image files: pixels [tiles, 3, H, W] and, for NVILA, each
+    /// image's tile grid (one image alone is tiled at every scale; several are one tile each).
+    model::images load_images(const std::vector<std::string>& files) const {
+        model::images out;
         std::vector<float> all;
         shape_t one;
-        for (const auto& f : files) {
-            const auto px = processor_.preprocess(vision::load_image(f));
+        auto add = [&](const vision::image& im, const std::string& f) {
+            const auto px = processor_.preprocess(im);
             if (!one.empty() && px.shape() != one) throw shape_error(f + ": preprocessed to " + to_string(px.shape()) + ", the others to " + to_string(one));
             one = px.shape();
             const auto h = px.to_host();
             all.insert(all.end(), h.begin(), h.end());
+        };
+        index_t n = 0;
+        for (const auto& f : files) {
+            const auto im = vision::load_image(f);
+            if (layout_.s2.enabled() && files.size() == 1) {
+                const auto t = vision::tile_image(im, layout_.s2, processor_.max_pixels);
+                for (const auto& tile : t.images) add(tile, f), ++n;
+                out.grids.push_back(t.grid);
+            } else {
+                add(im, f), ++n;
+                out.grids.push_back({});
+            }
         }
-        if (files.empty()) return tensor<float>({0, 3, layout_.vision.image_size, layout_.vision.image_size});
-        return tensor<float>::from_host({index_t(files.size()), one[0], one[1], one[2]}, all);
+        if (files.empty()) out.pixels = tensor<float>({0, 3, layout_.vision.image_size, layout_.vision.image_size});
+        else out.pixels = tensor<float>::from_host({n, one[0], one[1], one[2]}, all);
+        return out;
     }
 
+    /// What follows each "<image>" mark that mark_images adds: "\n", or nothing for a model whose
+    /// image encoder frames images itself (NVILA).
+    std::string image_separator() const { return layout_.image_end.empty() && layout_.image_start.empty() ? "\n" : ""; }
+
     /// Logits [T', V] of one prompt (ids with image tokens) and its images.
-    tensor<float> logits(const std::vector<std::int32_t>& ids, const tensor<float>& pixels) {
+    tensor<float> logits(const std::vector<std::int32_t>& ids, const model::images& im) {
         return std::visit([&](auto& m) {
-            tensor<float> out = m.forward({{ids, {}, pixels.dim(0)}}, pixels.dim(0) ? &pixels : nullptr);
+            const index_t N = index_t(im.grids.size());
+            tensor<float> out = m.forward({{ids, {}, N}}, N ? &im.pixels : nullptr, N ? &im.grids : nullptr);
             out.reshape({out.dim(1), out.dim(2)});
             return out;
         }, *model_);
     }
+    tensor<float> logits(const std::vector<std::int32_t>& ids, const tensor<float>& pixels) { return logits(ids, model::images::untiled(pixels)); }
 
     /// Generates after a prompt of ids (with image tokens) and its images; on_token streams ids.
-    std::vector<std::int32_t> generate(const std::vector<std::int32_t>& ids, const tensor<float>& pixels, llm::generate_options o,
+    std::vector<std::int32_t> generate(const std::vector<std::int32_t>& ids, const model::images& im, llm::generate_options o,
                                        const std::function<bool(std::int32_t)>& on_token = nullptr) {
         return std::visit([&](auto& m) {
             for (auto e : m.llm.config.eos_token_ids) o.stop_tokens.push_back(std::int32_t(e));
             if (tok_ && tok_->eos_id()) o.stop_tokens.push_back(*tok_->eos_id());
-            const auto& embeds = m.embed({{ids, {}, pixels.dim(0)}}, pixels.dim(0) ? &pixels : nullptr);
+            const index_t N = index_t(im.grids.size());
+            const auto& embeds = m.embed({{ids, {}, N}}, N ? &im.pixels : nullptr, N ? &im.grids : nullptr);
             std::vector<std::int32_t> context;
             for (auto t : ids)
                 if (t != m.image_token_id) context.push_back(t);
             return llm::generate_from_embeddings(m.llm, embeds, context, o, on_token);
         }, *model_);
     }
+    std::vector<std::int32_t> generate(const std::vector<std::int32_t>& ids, const tensor<float>& pixels, llm::generate_options o,
+                                       const std::function<bool(std::int32_t)>& on_token = nullptr) {
+        return generate(ids, model::images::untiled(pixels), std::move(o), on_token);
+    }
 
-    /// Asks about images (files) in a prompt; streams text pieces to on_text (return false to
-    /// stop); returns the whole answer.
     /// The prompt with an "<image>" mark per image: unchanged when it has marks, else "<image>\n"
     /// per image in front (VILA's run script). Throws when the marks and images disagree.
-    static std::string mark_images(const std::string& prompt, std::size_t images) {
+    /// NVILA-era models (an image encoder framing each image) take the marks without the newline,
+    /// as VILA's generate_content writes them: `separator` "".
+    static std::string mark_images(const std::string& prompt, std::size_t images, const std::string& separator = "\n") {
         std::size_t marks = 0;
         const std::string mark = vila::tokenizer::image_placeholder;
         for (std::size_t p = 0; (p = prompt.find(mark, p)) != std::string::npos; p += mark.size()) ++marks;
         if (marks == images) return prompt;
         if (marks == 0) {
             std::string head;
-            for (std::size_t i = 0; i < images; ++i) head += mark + "\n";
+            for (std::size_t i = 0; i < images; ++i) head += mark + separator;
             return head + prompt;
         }
         throw error("vila::assistant: the prompt has " + std::to_string(marks) + " <image> mark" + (marks == 1 ? "" : "s") + " but " +
                     std::to_string(images) + " image" + (images == 1 ? " was" : "s were") + " given");
     }
 
+    /// Asks about images (files) in a prompt; streams text pieces to on_text (return false to
+    /// stop); returns the whole answer.
     std::string ask(const std::vector<std::string>& image_files, const std::string& user_prompt, const ask_options& o = {},
                     const std::function<bool(const std::string&)>& on_text = nullptr) {
-        const std::string prompt = mark_images(user_prompt, image_files.size());
+        const std::string prompt = mark_images(user_prompt, image_files.size(), image_separator());
         const auto ids = encode_prompt(prompt, o.conv);
         const auto pixels = load_images(image_files);
         vila::tokenizer::stream_decoder text(tokenizer());
@@ -179,9 +209,7 @@ public:
     }
 
 private:
-    using any_model = std::variant<vlm<vision::clip, projector::linear>, vlm<vision::clip, projector::mlp2x_gelu>,
-                                   vlm<vision::clip, projector::mlp_downsample>, vlm<vision::siglip, projector::linear>,
-                                   vlm<vision::siglip, projector::mlp2x_gelu>, vlm<vision::siglip, projector::mlp_downsample>>;
+    using any_model = std::variant<vlm<vision::clip, projector::any>, vlm<vision::siglip, projector::any>>;
     model::layout layout_;
     std::unique_ptr<any_model> model_;
     std::optional<vila::tokenizer::tokenizer> tok_;

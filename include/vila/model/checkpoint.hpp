@@ -4,6 +4,9 @@
 //              llm/ (HF LLaMA folder + tokenizer), vision_tower/ (CLIP or SigLIP vision model +
 //              preprocessor_config.json), mm_projector/ (config.json {mm_projector_type},
 //              model.safetensors with layers.* names). Image placeholder: token id -200.
+//   NVILA      the same layout; config.json adds dynamic_s2 (s2_scales, max_tiles,
+//              s2_resize_output_to_scale_idx: vision/dynamic_s2.hpp) and the image encoder, whose
+//              end_tokens ("\n" unless config.json's image_encoder says otherwise) follow each image.
 //   LLaVA-HF   config.json ("LlavaForConditionalGeneration": text_config, vision_config,
 //              image_token_index, vision_feature_layer/_select_strategy), one checkpoint with
 //              language_model.*, vision_tower.[vision_model.]*, multi_modal_projector.linear_{1,2}.*
@@ -11,6 +14,7 @@
 // read_layout() says which, with every sub-config parsed, before any weight is read, so a
 // caller (the CLI, vila::assistant) can pick the matching compiled model type.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +27,7 @@
 #include "../io/json.hpp"
 #include "../io/safetensors.hpp"
 #include "../llm/config.hpp"
+#include "../vision/dynamic_s2.hpp"
 #include "../vision/image.hpp"
 #include "../vision/vit.hpp"
 
@@ -36,8 +41,10 @@ struct layout {
     std::filesystem::path dir, llm_dir, vision_dir, projector_dir;  // llava: all = dir
     vision::vit_config vision;       // select_layer / select_feature applied
     llm::llama_config llm;
-    std::string projector_type;      // linear | mlp2x_gelu | mlp_downsample
-    std::string image_aspect_ratio = "resize";  // VILA layout: pad | resize; LLaVA-HF: none
+    std::string projector_type;      // linear | mlp2x_gelu | mlp_downsample | mlp_downsample_{2x2_fix,3x3_fix,3x3_s2,3x3_s2_new}
+    std::string image_aspect_ratio = "resize";  // VILA layout: pad | resize | dynamic_s2; LLaVA-HF: none
+    vision::dynamic_s2 s2;           // NVILA's tiling (enabled when dynamic_s2 is true)
+    std::string image_start, image_end;  // text whose tokens frame each image's features (NVILA: end "\n")
     std::int32_t image_token_id = image_placeholder;
     index_t mm_hidden_size = 0;
     nlohmann::json root;             // the top config.json as read
@@ -46,6 +53,17 @@ struct layout {
     std::filesystem::path tokenizer_dir() const { return llm_dir; }
     std::filesystem::path preprocessor_file() const { return vision_dir / "preprocessor_config.json"; }
 };
+
+/// The projector types vila.hpp runs (VILA's mm_projector_type values).
+inline const char* projector_types() {
+    return "linear, mlp2x_gelu, mlp_downsample, mlp_downsample_2x2_fix, mlp_downsample_3x3_fix, mlp_downsample_3x3_s2, mlp_downsample_3x3_s2_new";
+}
+inline bool is_projector_type(const std::string& t) {
+    for (const char* k : {"linear", "mlp2x_gelu", "mlp_downsample", "mlp_downsample_2x2_fix", "mlp_downsample_3x3_fix",
+                          "mlp_downsample_3x3_s2", "mlp_downsample_3x3_s2_new"})
+        if (t == k) return true;
+    return false;
+}
 
 /// Reads a model folder's configs (VILA or LLaVA-HF layout); throws config_error naming the file.
 inline layout read_layout(const std::filesystem::path& dir) {
@@ -102,17 +120,79 @@ inline layout read_layout(const std::filesystem::path& dir) {
     // vila.hpp's saves of LLaVA models keep theirs
     L.image_token_id = std::int32_t(f.integer("image_token_id", image_placeholder, image_placeholder, INT32_MAX));
     L.image_aspect_ratio = f.str("image_aspect_ratio", "resize");
-    if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize" && L.image_aspect_ratio != "none")
-        fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize, none)");
+    if (L.image_aspect_ratio != "pad" && L.image_aspect_ratio != "resize" && L.image_aspect_ratio != "none" &&
+        L.image_aspect_ratio != "dynamic_s2")
+        fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize, dynamic_s2, none)");
     const auto pj = io::read_json(L.projector_dir / "config.json");
     L.projector_type = io::config_fields(pj, (L.projector_dir / "config.json").string()).str("mm_projector_type", "");
-    if (L.projector_type != "linear" && L.projector_type != "mlp2x_gelu" && L.projector_type != "mlp_downsample")
-        throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type +
-                           "' is not supported (linear, mlp2x_gelu, mlp_downsample)");
-    L.mm_hidden_size = L.vision.hidden_size;
+    if (!is_projector_type(L.projector_type))
+        throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type + "' is not supported (" +
+                           projector_types() + ")");
+    if (f.boolean("s2", false)) fail("s2", "the static S2 vision tower (s2wrapper) is not supported; dynamic_s2 is");
+    if (f.boolean("ps3", false)) fail("ps3", "PS3 vision towers are not supported");
+    if (f.has("vision_resolution") && f.integer("vision_resolution", -1, -1, 65536) != -1 &&
+        f.integer("vision_resolution", -1, -1, 65536) != L.vision.image_size)
+        fail("vision_resolution", "resizing the tower's position embeddings is not supported");
+    const bool dynamic = f.boolean("dynamic_s2", false);
+    if (dynamic != (L.image_aspect_ratio == "dynamic_s2"))
+        fail(dynamic ? "image_aspect_ratio" : "dynamic_s2", "dynamic_s2 and image_aspect_ratio \"dynamic_s2\" go together (VILA tiles only with both)");
+    if (dynamic) {
+        if (L.vision.model_type != "siglip_vision_model") fail("dynamic_s2", "VILA builds dynamic S2 on SigLIP towers only");
+        if (!f.has("s2_scales")) fail("s2_scales", "missing (dynamic_s2 needs it)");
+        const auto& sc = f.raw("s2_scales");
+        auto add = [&](std::int64_t v) {
+            if (v <= 0 || v > 65536) fail("s2_scales", "scale " + std::to_string(v) + " outside [1, 65536]");
+            L.s2.scales.push_back(index_t(v));
+        };
+        if (sc.is_string()) {  // VILA writes "448,896,1344"
+            const std::string text = sc.get<std::string>();
+            std::size_t at = 0;
+            while (at <= text.size()) {
+                const std::size_t comma = std::min(text.find(',', at), text.size());
+                std::string item = text.substr(at, comma - at);
+                item.erase(0, item.find_first_not_of(' '));
+                item.erase(item.find_last_not_of(' ') + 1);
+                if (item.empty() || item.size() > 6 || item.find_first_not_of("0123456789") != std::string::npos)
+                    fail("s2_scales", "'" + text + "' is not a comma-separated list of sizes");
+                add(std::stoll(item));
+                at = comma + 1;
+            }
+        } else if (sc.is_array()) {
+            for (const auto& v : sc) add(f.integer_value("s2_scales", v, 1, 65536));
+        } else {
+            fail("s2_scales", "expected \"448,896,1344\" or a list of sizes");
+        }
+        std::sort(L.s2.scales.begin(), L.s2.scales.end());  // VILA sorts them
+        L.s2.max_tiles = index_t(f.integer("max_tiles", 12, 1, 1024));
+        L.s2.resize_output_to = index_t(f.integer("s2_resize_output_to_scale_idx", 0, -64, 64));
+        L.s2.validate(file);
+        if (L.s2.tile() != L.vision.image_size)
+            fail("s2_scales", "the first scale, " + std::to_string(L.s2.tile()) + ", must be the vision tower's image_size (" +
+                                  std::to_string(L.vision.image_size) + ")");
+    }
+    // The image encoder of VILA's NVILA-era code frames each image with tokens (BasicImageEncoder:
+    // end_tokens "\n" by default); VILA 1.5's code had none. A config without an image_encoder
+    // key is the NVILA era's when it uses an NVILA feature (dynamic S2, an NVILA projector).
+    const bool nvila_era = dynamic || (L.projector_type != "linear" && L.projector_type != "mlp2x_gelu" && L.projector_type != "mlp_downsample");
+    if (f.has("image_encoder")) {
+        nlohmann::json enc = f.raw("image_encoder");
+        if (enc.is_string()) {
+            enc = nlohmann::json::parse(enc.get<std::string>(), nullptr, false);
+            if (enc.is_discarded()) fail("image_encoder", "not valid JSON");
+        }
+        const io::config_fields e(enc, file, "image_encoder.");
+        const std::string target = e.str("_target_", "");
+        if (target != "llava.model.encoders.BasicImageEncoder")
+            e.fail("_target_", "'" + target + "' is not supported (llava.model.encoders.BasicImageEncoder)");
+        L.image_start = e.str("start_tokens", "");
+        L.image_end = enc.contains("end_tokens") ? e.str("end_tokens", "") : "\n";
+    } else if (nvila_era) {
+        L.image_end = "\n";
+    }
+    L.mm_hidden_size = L.vision.hidden_size * (dynamic ? index_t(L.s2.scales.size()) : 1);
     if (j.contains("mm_hidden_size") && j["mm_hidden_size"] != L.mm_hidden_size)
         fail("mm_hidden_size", "is " + j["mm_hidden_size"].dump() + " but vision_tower/config.json has hidden_size " +
-                                   std::to_string(L.mm_hidden_size));
+                                   std::to_string(L.vision.hidden_size) + (dynamic ? " x " + std::to_string(L.s2.scales.size()) + " scales" : ""));
     if (j.contains("hidden_size") && j["hidden_size"] != L.llm.hidden_size)
         fail("hidden_size", "is " + j["hidden_size"].dump() + " but llm/config.json has " + std::to_string(L.llm.hidden_size));
     return L;
@@ -140,7 +220,12 @@ inline vision::image_processor load_image_processor(const layout& L) {
         j["size"] = size;
         p = vision::image_processor::from_json(j, L.vision_dir.string() + " (defaults)");
     }
-    p.aspect_ratio = L.image_aspect_ratio;
+    if (L.s2.enabled()) {  // VILA: the processor's size becomes the tile side; tiles are cut before it runs
+        p.height = p.width = L.s2.tile();
+        p.aspect_ratio = "none";
+    } else {
+        p.aspect_ratio = L.image_aspect_ratio;
+    }
     return p;
 }
 

@@ -28,8 +28,9 @@
 namespace vila::projector {
 
 struct config {
-    index_t mm_hidden_size = 0;  // C, the vision tower's width
+    index_t mm_hidden_size = 0;  // C, the vision tower's width (times the scales, with NVILA's dynamic S2)
     index_t hidden_size = 0;     // H, the LLM's width
+    std::string type;            // mm_projector_type: read by projector::any only
 };
 
 /// Linear(C -> H).
@@ -37,6 +38,8 @@ template <class T, class B = backend::cpu>
 class linear {
 public:
     static constexpr const char* type_name = "linear";
+    static bool accepts(const std::string& t) { return t == type_name; }
+    std::string type() const { return type_name; }
     struct cache {
         typename nn::linear<T, B>::cache c;
     };
@@ -55,6 +58,8 @@ template <class T, class B = backend::cpu>
 class mlp2x_gelu {
 public:
     static constexpr const char* type_name = "mlp2x_gelu";
+    static bool accepts(const std::string& t) { return t == type_name; }
+    std::string type() const { return type_name; }
     struct cache {
         typename nn::linear<T, B>::cache c0, c2;
         tensor<T, B> h, a;
@@ -124,6 +129,8 @@ class merge_mlp {
 public:
     static constexpr const char* type_name = Spec::name;
     static constexpr index_t k = Spec::k;
+    static bool accepts(const std::string& t) { return t == type_name; }
+    std::string type() const { return type_name; }
     struct cache {
         tensor<T, B> merged;
         std::vector<tensor<T, B>> out;  // each layer's output but the last's (that is y)
