@@ -3,7 +3,8 @@
 //    models, each with one and with two images, prints the tokens PyTorch's greedy decoding
 //    gives from the same image files, prompts and tokenizers (tests/fixtures/vlm/
 //    cli_expected.json, make_vlm.py); the same for the real-shaped checkpoints
-//    (tests/fixtures/checkpoints/cli_expected.json, make_checkpoints.py);
+//    (tests/fixtures/checkpoints/cli_expected.json, make_checkpoints.py) and the NVILA folder
+//    with dynamic S2 tiles and VILA's own greedy (tests/fixtures/nvila, make_nvila.py);
 //  - `vila logits --image` writes [text + image tokens, vocab]; `vila inspect` shows the three parts;
 //  - bad input (corrupt image, image count mismatch, unknown projector type, missing projector
 //    weights) exits non-zero with one clear line.
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
     std::string out, err;
     auto q = [](const fs::path& p) { return "'" + p.string() + "'"; };
 
-    for (const char* set : {"vlm", "checkpoints"})  // the fixture models; real-shaped checkpoints (issue 12)
+    for (const char* set : {"vlm", "checkpoints", "nvila"})  // fixture models; real-shaped checkpoints; NVILA (issue 12)
     for (const auto& e : nlohmann::json::parse(slurp(fx / set / "cli_expected.json"))) {
         const std::string name = e["model"].get<std::string>() + " x" + std::to_string(e["images"].size());
         std::string cmd = vila + " generate --model " + q(fx / set / e["model"].get<std::string>()) + " --max-new-tokens 8 --show-ids --conv " +

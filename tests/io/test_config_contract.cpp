@@ -111,7 +111,10 @@ TEST_CASE("a VILA folder's config.json: wrong types name the key (read_layout)")
     with("mm_vision_select_layer", 1e300, "expected an integer");
     with("mm_vision_select_layer", 5000, "outside");
     with("image_aspect_ratio", 1, "expected a string");
-    with("image_aspect_ratio", "dynamic_s2", "not supported");
+    with("image_aspect_ratio", "anyres", "not supported");
+    with("image_aspect_ratio", "dynamic_s2", "go together");  // without "dynamic_s2": true
+    with("s2", true, "not supported");
+    with("ps3", true, "not supported");
     with("mm_vision_select_feature", false, "expected a string");
     with("image_token_id", 1e300, "expected an integer");
     with("model_type", 3, "expected a string");

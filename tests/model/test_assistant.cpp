@@ -45,6 +45,8 @@ TEST_CASE("assistant: ask streams the answer, and image counts must match the pr
                          doctest::Contains("the prompt has 1 <image> mark but 2 images were given"), error);
     CHECK_THROWS_WITH_AS(a.ask({image("truncated.png").string()}, "hi", o), doctest::Contains("truncated.png"), error);
     // the images are preprocessed as the tower expects
-    const auto px = a.load_images({image("a.png").string(), image("b.png").string()});
-    CHECK(px.shape() == shape_t{2, 3, 32, 32});
+    const auto im = a.load_images({image("a.png").string(), image("b.png").string()});
+    CHECK(im.pixels.shape() == shape_t{2, 3, 32, 32});
+    CHECK(im.grids.size() == 2);
+    CHECK(!im.grids[0].tiled());
 }

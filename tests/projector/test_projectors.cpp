@@ -15,7 +15,7 @@ template <class P>
 void check_projector(const std::string& kind) {
     CAPTURE(kind);
     const io::safetensors_file fx(test::fixture_path("projectors.safetensors"));
-    P proj({12, 20});
+    P proj({12, 20, P::type_name});
     std::size_t loaded = 0;
     proj.for_each_parameter([&](const std::string& name, param<float>& p) {
         fx.read(kind + "." + name, p.value);  // VILA's names: layers.*
@@ -68,5 +68,5 @@ TEST_CASE("NVILA's projectors match VILA's own MultimodalProjector: 2x2_fix, 3x3
     CHECK(projector::mlp_downsample_3x3_fix<float>::output_tokens(1024) == 121);  // NVILA: SigLIP 448/14, 32 x 32 -> 11 x 11
     CHECK(projector::mlp_downsample_2x2_fix<float>::output_tokens(729) == 196);
     // C / 3 must not be empty
-    CHECK_THROWS_AS(projector::mlp_downsample_3x3_s2<float>({2, 8}), config_error);
+    CHECK_THROWS_AS(projector::mlp_downsample_3x3_s2<float>({2, 8, "mlp_downsample_3x3_s2"}), config_error);
 }
