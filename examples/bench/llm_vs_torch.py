@@ -68,7 +68,7 @@ def timed(cmd, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_llm, bench_llm_blas)")
+    ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_llm, bench_llm_eigen)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     a = ap.parse_args()

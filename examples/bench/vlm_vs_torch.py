@@ -129,7 +129,7 @@ def train_table(benches, steps, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_vlm, bench_vlm_blas)")
+    ap.add_argument("--bench", action="append", help="vila benchmark binaries (repeatable: bench_vlm, bench_vlm_eigen)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--train", action="store_true", help="training steps per VILA stage instead of inference")
