@@ -27,6 +27,7 @@
 #include "../io/json.hpp"
 #include "../io/safetensors.hpp"
 #include "../llm/config.hpp"
+#include "../projector/any.hpp"
 #include "../vision/dynamic_s2.hpp"
 #include "../vision/image.hpp"
 #include "../vision/vit.hpp"
@@ -53,17 +54,6 @@ struct layout {
     std::filesystem::path tokenizer_dir() const { return llm_dir; }
     std::filesystem::path preprocessor_file() const { return vision_dir / "preprocessor_config.json"; }
 };
-
-/// The projector types vila.hpp runs (VILA's mm_projector_type values).
-inline const char* projector_types() {
-    return "linear, mlp2x_gelu, mlp_downsample, mlp_downsample_2x2_fix, mlp_downsample_3x3_fix, mlp_downsample_3x3_s2, mlp_downsample_3x3_s2_new";
-}
-inline bool is_projector_type(const std::string& t) {
-    for (const char* k : {"linear", "mlp2x_gelu", "mlp_downsample", "mlp_downsample_2x2_fix", "mlp_downsample_3x3_fix",
-                          "mlp_downsample_3x3_s2", "mlp_downsample_3x3_s2_new"})
-        if (t == k) return true;
-    return false;
-}
 
 /// Reads a model folder's configs (VILA or LLaVA-HF layout); throws config_error naming the file.
 inline layout read_layout(const std::filesystem::path& dir) {
@@ -125,13 +115,12 @@ inline layout read_layout(const std::filesystem::path& dir) {
         fail("image_aspect_ratio", "'" + L.image_aspect_ratio + "' is not supported (pad, resize, dynamic_s2, none)");
     const auto pj = io::read_json(L.projector_dir / "config.json");
     L.projector_type = io::config_fields(pj, (L.projector_dir / "config.json").string()).str("mm_projector_type", "");
-    if (!is_projector_type(L.projector_type))
+    if (!projector::any<float>::accepts(L.projector_type))  // the projector types vila.hpp runs
         throw config_error((L.projector_dir / "config.json").string() + ": mm_projector_type: '" + L.projector_type + "' is not supported (" +
-                           projector_types() + ")");
+                           projector::any<float>::names() + ")");
     if (f.boolean("s2", false)) fail("s2", "the static S2 vision tower (s2wrapper) is not supported; dynamic_s2 is");
     if (f.boolean("ps3", false)) fail("ps3", "PS3 vision towers are not supported");
-    if (f.has("vision_resolution") && f.integer("vision_resolution", -1, -1, 65536) != -1 &&
-        f.integer("vision_resolution", -1, -1, 65536) != L.vision.image_size)
+    if (const auto res = f.integer("vision_resolution", -1, -1, 65536); res != -1 && res != L.vision.image_size)
         fail("vision_resolution", "resizing the tower's position embeddings is not supported");
     const bool dynamic = f.boolean("dynamic_s2", false);
     if (dynamic != (L.image_aspect_ratio == "dynamic_s2"))

@@ -367,15 +367,16 @@ public:
             throw config_error(L.dir.string() + ": the image encoder frames images with the tokens of \"" + image_start + image_end +
                                "\" but " + L.tokenizer_dir().string() + " has no tokenizer");
         const auto tok = tokenizer::load(L.tokenizer_dir());
-        for (auto* p : {&image_start, &image_end}) {
-            if (p->empty()) continue;
-            auto& ids = p == &image_start ? image_start_ids : image_end_ids;
-            for (auto id : tok.encode(*p, true)) {
+        const auto encode = [&](const std::string& text, std::vector<std::int32_t>& ids) {
+            if (text.empty()) return;
+            for (auto id : tok.encode(text, true)) {
                 if (id < 0 || id >= llm.config.vocab_size)
                     throw config_error(L.dir.string() + ": the image framing token " + std::to_string(id) + " is outside the LLM's vocabulary");
                 ids.push_back(std::int32_t(id));
             }
-        }
+        };
+        encode(image_start, image_start_ids);
+        encode(image_end, image_end_ids);
     }
 
 private:

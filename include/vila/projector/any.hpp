@@ -4,7 +4,6 @@
 // type compose vlm<..., projector::mlp_downsample_3x3_fix> directly and pay no dispatch.
 #pragma once
 #include <string>
-#include <tuple>
 #include <variant>
 
 #include "../error.hpp"
@@ -12,10 +11,22 @@
 
 namespace vila::projector {
 
+namespace detail {
+/// One list of projector types gives the held variant, the caches' variant and the names.
+template <class... P>
+struct projector_list {
+    using holder = std::variant<P...>;
+    using caches = std::variant<typename P::cache...>;
+    template <class F>
+    static void each_name(F&& f) { (f(P::type_name), ...); }
+};
+}  // namespace detail
+
 template <class T, class B = backend::cpu>
 class any {
-    using holder = std::variant<linear<T, B>, mlp2x_gelu<T, B>, mlp_downsample<T, B>, mlp_downsample_2x2_fix<T, B>,
-                                mlp_downsample_3x3_fix<T, B>, mlp_downsample_3x3_s2<T, B>, mlp_downsample_3x3_s2_new<T, B>>;
+    using types = detail::projector_list<linear<T, B>, mlp2x_gelu<T, B>, mlp_downsample<T, B>, mlp_downsample_2x2_fix<T, B>,
+                                         mlp_downsample_3x3_fix<T, B>, mlp_downsample_3x3_s2<T, B>, mlp_downsample_3x3_s2_new<T, B>>;
+    using holder = typename types::holder;
     template <std::size_t I = 0>
     static holder make(const config& c) {
         if constexpr (I == std::variant_size_v<holder>) {
@@ -26,30 +37,24 @@ class any {
             return make<I + 1>(c);
         }
     }
-    template <std::size_t I = 0>
-    static std::string names() {
-        if constexpr (I == std::variant_size_v<holder>) return "";
-        else return std::string(I ? ", " : "") + std::variant_alternative_t<I, holder>::type_name + names<I + 1>();
-    }
 
 public:
     static constexpr const char* type_name = "any";
     /// Whether `type` names a projector this can hold.
     static bool accepts(const std::string& type) {
         bool ok = false;
-        for_each_type([&](const char* n) { ok = ok || type == n; });
+        types::each_name([&](const char* n) { ok = ok || type == n; });
         return ok;
     }
-    template <class F>
-    static void for_each_type(F&& f) {
-        std::apply([&](auto... tags) { (f(decltype(tags)::type::type_name), ...); }, type_tags{});
+    /// The mm_projector_type values this can hold, comma-separated (for messages).
+    static std::string names() {
+        std::string s;
+        types::each_name([&](const char* n) { s += (s.empty() ? "" : ", ") + std::string(n); });
+        return s;
     }
 
     struct cache {
-        std::variant<typename linear<T, B>::cache, typename mlp2x_gelu<T, B>::cache, typename mlp_downsample<T, B>::cache,
-                     typename mlp_downsample_2x2_fix<T, B>::cache, typename mlp_downsample_3x3_fix<T, B>::cache,
-                     typename mlp_downsample_3x3_s2<T, B>::cache, typename mlp_downsample_3x3_s2_new<T, B>::cache>
-            c;
+        typename types::caches c;
     };
 
     explicit any(const config& c) : p_(make(c)) {}
@@ -79,12 +84,6 @@ public:
     }
 
 private:
-    template <class P>
-    struct tag {
-        using type = P;
-    };
-    using type_tags = std::tuple<tag<linear<T, B>>, tag<mlp2x_gelu<T, B>>, tag<mlp_downsample<T, B>>, tag<mlp_downsample_2x2_fix<T, B>>,
-                                 tag<mlp_downsample_3x3_fix<T, B>>, tag<mlp_downsample_3x3_s2<T, B>>, tag<mlp_downsample_3x3_s2_new<T, B>>>;
     holder p_;
 };
 
