@@ -80,11 +80,12 @@ private:
         std::vector<std::int32_t> p(static_cast<std::size_t>(Tn));
         std::iota(p.begin(), p.end(), std::int32_t(start));
         pos_ = tensor<std::int32_t, B>::from_host({1, Tn}, p);
+        nn::rope_table_compute(pos_, m_.rope_inv_freq(), rope_, "vila::llm::generate");
         const tensor<T, B>* h = &h_;
         for (std::size_t l = 0; l < m_.layers.size(); ++l) {
             const typename model_t::kv_slot slot{&cache.k(l), &cache.v(l), start};
             auto& A = acts_[l % 2];
-            m_.layer_forward(m_.layers[l], *h, A, scratch_, pos_, nullptr, &slot);
+            m_.layer_forward(m_.layers[l], *h, A, scratch_, rope_, nullptr, &slot);
             h = &A.out;
         }
         cache.advance(Tn);
@@ -94,6 +95,7 @@ private:
 
     const model_t& m_;
     tensor<std::int32_t, B> pos_;
+    nn::rope_table<T, B> rope_;
     tensor<T, B> h_, normed_, logits_;
     typename model_t::layer_activations acts_[2];
     typename model_t::layer_scratch scratch_;

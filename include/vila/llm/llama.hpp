@@ -109,6 +109,7 @@ public:
     /// Everything a training forward keeps for backward, apart from the parameters.
     struct activations {
         ids_t ids, mask, positions, targets;  // copies of the inputs
+        nn::rope_table<T, B> rope;             // cos/sin of the positions, for every layer
         bool from_ids = false, masked = false;
         bool logits_hold_gradient = false;  // set by backward_loss, which computes the gradient in place
         tensor_t h0, final_norm_out, logits, lse;
@@ -200,14 +201,14 @@ public:
 
     /// One decoder layer, x [B, T, D] -> A.out. Training keeps A for layer_backward; inference
     /// passes `kv` (keys and values go to the cache, attention reads it) and may reuse A.
-    void layer_forward(const layer& L, const tensor_t& x, layer_activations& A, layer_scratch& S, const ids_t& positions,
+    void layer_forward(const layer& L, const tensor_t& x, layer_activations& A, layer_scratch& S, const nn::rope_table<T, B>& rope,
                        const ids_t* mask, const kv_slot* kv = nullptr) const {
         L.input_layernorm.forward(x, A.n1, A.c_n1);
         L.q_proj.forward(A.n1, S.q, &A.c_q);  // [B, T, H*Dh]
         L.k_proj.forward(A.n1, S.k, &A.c_k);  // [B, T, KVH*Dh]
         L.v_proj.forward(A.n1, A.v, &A.c_v);
-        nn::rope_forward(S.q, positions, inv_freq_, A.qr);
-        nn::rope_forward(S.k, positions, inv_freq_, A.kr);
+        nn::rope_forward(S.q, rope, A.qr);
+        nn::rope_forward(S.k, rope, A.kr);
         if (kv) {
             const index_t Tn = x.dim(1), width = A.kr.dim(2);
             B::parallel_for(Tn * width, detail::copy_rows<T>{A.kr.data(), kv->k->data(), width, kv->start});
@@ -358,10 +359,11 @@ private:
             for (index_t i = 0; i < Bn * Tn; ++i) p[std::size_t(i)] = std::int32_t(i % Tn);
             acts_.positions = ids_t::from_host({Bn, Tn}, p);
         }
+        nn::rope_table_compute(acts_.positions, inv_freq_, acts_.rope, "vila::llm::llama");
         const ids_t* m = acts_.masked ? &acts_.mask : nullptr;
         const tensor_t* h = &h0;
         for (std::size_t l = 0; l < layers.size(); ++l) {
-            layer_forward(layers[l], *h, acts_.layers[l], acts_.scratch, acts_.positions, m);
+            layer_forward(layers[l], *h, acts_.layers[l], acts_.scratch, acts_.rope, m);
             h = &acts_.layers[l].out;
         }
         head_forward(*h, acts_.final_norm_out, acts_.c_norm, acts_.c_head, acts_.logits);
@@ -398,8 +400,8 @@ private:
         nn::attention_backward(attention, A.qr, A.kr, A.v, mask, A.probs, g_.da, &g_.dqr, &g_.dkr, &g_.dv);
         zeroed(g_.dq, A.qr.shape());
         zeroed(g_.dk, A.kr.shape());
-        nn::rope_backward(g_.dqr, acts_.positions, inv_freq_, g_.dq);
-        nn::rope_backward(g_.dkr, acts_.positions, inv_freq_, g_.dk);
+        nn::rope_backward(g_.dqr, acts_.rope, g_.dq);
+        nn::rope_backward(g_.dkr, acts_.rope, g_.dk);
         zeroed(g_.dn1, A.n1.shape());
         L.q_proj.backward(A.c_q, g_.dq, &g_.dn1);
         L.k_proj.backward(A.c_k, g_.dk, &g_.dn1);

@@ -183,8 +183,18 @@ void swiglu_backward(const tensor<T, B>& gate, const tensor<T, B>& up, const ten
     check_shape(where, "dy", dy.shape(), gate.shape());
     if (dgate) check_shape(where, "dgate", dgate->shape(), gate.shape());
     if (dup) check_shape(where, "dup", dup->shape(), up.shape());
-    B::parallel_for(gate.size(), detail::swiglu_bwd<T>{gate.data(), up.data(), dy.data(),
-                                                        dgate ? dgate->data() : nullptr, dup ? dup->data() : nullptr});
+    if constexpr (std::is_same<B, backend::cpu>::value) {  // the sigmoid once, as vectorised arrays
+        detail::cpu_chunks(gate.size(), [&](index_t b, index_t e) {
+            const auto g = detail::const_array_map<T>(gate.data() + b, e - b);
+            const auto d = detail::const_array_map<T>(dy.data() + b, e - b);
+            const Eigen::Array<T, Eigen::Dynamic, 1> sig = T(1) / (T(1) + (-g).exp());
+            if (dgate) detail::array_map<T>(dgate->data() + b, e - b) += d * detail::const_array_map<T>(up.data() + b, e - b) * sig * (T(1) + g * (T(1) - sig));
+            if (dup) detail::array_map<T>(dup->data() + b, e - b) += d * g * sig;
+        });
+    } else {
+        B::parallel_for(gate.size(), detail::swiglu_bwd<T>{gate.data(), up.data(), dy.data(),
+                                                            dgate ? dgate->data() : nullptr, dup ? dup->data() : nullptr});
+    }
 }
 
 }  // namespace vila::nn

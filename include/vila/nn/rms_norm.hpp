@@ -5,7 +5,9 @@
 #pragma once
 #include <cmath>
 #include <string>
+#include <type_traits>
 
+#include "../backend/cpu.hpp"
 #include "../core/param.hpp"
 #include "../core/tensor.hpp"
 #include "functors.hpp"
@@ -61,6 +63,28 @@ struct rms_norm_dw_col {
         dw[c] += acc;
     }
 };
+/// The same sums a block of 16 columns at a time, rows outer: contiguous, vectorised reads (the
+/// column form strides by `dim` on every row); each column still sums its rows in order.
+template <class T>
+struct rms_norm_dw_block {
+    static constexpr index_t width = 16;
+    const T* x;
+    const T* rstd;
+    const T* dy;
+    T* dw;
+    index_t rows, dim;
+    void operator()(index_t blk) const {
+        const index_t c0 = blk * width, n = dim - c0 < width ? dim - c0 : width;
+        T acc[width] = {};
+        for (index_t r = 0; r < rows; ++r) {
+            const T* a = dy + r * dim + c0;
+            const T* b = x + r * dim + c0;
+            const T s = rstd[r];
+            for (index_t j = 0; j < n; ++j) acc[j] += a[j] * b[j] * s;
+        }
+        for (index_t j = 0; j < n; ++j) dw[c0 + j] += acc[j];
+    }
+};
 }  // namespace detail
 
 template <class T, class B>
@@ -87,7 +111,12 @@ void rms_norm_backward(const tensor<T, B>& x, const tensor<T, B>& w, const tenso
     }
     if (dw) {
         check_shape(where, "dW", dw->shape(), {dim});
-        B::parallel_for(dim, detail::rms_norm_dw_col<T>{x.data(), rstd.data(), dy.data(), dw->data(), rows, dim});
+        if constexpr (std::is_same<B, backend::cpu>::value) {
+            constexpr index_t w16 = detail::rms_norm_dw_block<T>::width;
+            B::parallel_for((dim + w16 - 1) / w16, detail::rms_norm_dw_block<T>{x.data(), rstd.data(), dy.data(), dw->data(), rows, dim});
+        } else {
+            B::parallel_for(dim, detail::rms_norm_dw_col<T>{x.data(), rstd.data(), dy.data(), dw->data(), rows, dim});
+        }
     }
 }
 

@@ -13,9 +13,7 @@ namespace detail {
 template <class T>
 VILA_HOST_DEVICE void softmax_span(const T* x, T* y, index_t n) {
     if (n <= 0) return;
-    T m = x[0];
-    for (index_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-    for (index_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m);
+    exp_shifted(x, max_of(x, n), y, n);
     const T inv = T(1) / lane_sum(y, n, identity_of<T>{});
     for (index_t i = 0; i < n; ++i) y[i] *= inv;
 }
