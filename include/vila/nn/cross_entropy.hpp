@@ -70,35 +70,28 @@ struct cross_entropy_grad {
 /// per element): dlogits_r (+)= scale exp(logits_r - lse_r), minus scale at the target.
 template <class T, bool Accumulate = true>
 struct cross_entropy_grad_row {
-    const T* logits;
-    const std::int32_t* targets;
-    const T* lse;
-    T* dlogits;
-    index_t vocab;
-    T scale;
+    cross_entropy_grad<T, Accumulate> e;  // the same operands, read a row at a time
     void operator()(index_t r) const {
-        const std::int32_t t = targets[r];
-        T* g = dlogits + r * vocab;
+        const std::int32_t t = e.targets[r];
+        T* g = e.dlogits + r * e.vocab;
         if (t == ignore_index) {
-            if constexpr (!Accumulate) for (index_t i = 0; i < vocab; ++i) g[i] = T(0);
+            if constexpr (!Accumulate) for (index_t i = 0; i < e.vocab; ++i) g[i] = T(0);
             return;
         }
         using array = Eigen::Array<T, Eigen::Dynamic, 1>;
-        const auto p = (Eigen::Map<const array>(logits + r * vocab, vocab) - lse[r]).exp() * scale;
-        if constexpr (Accumulate) Eigen::Map<array>(g, vocab) += p;
-        else Eigen::Map<array>(g, vocab) = p;
-        g[t] -= scale;
+        const auto p = (Eigen::Map<const array>(e.logits + r * e.vocab, e.vocab) - e.lse[r]).exp() * e.scale;
+        if constexpr (Accumulate) Eigen::Map<array>(g, e.vocab) += p;
+        else Eigen::Map<array>(g, e.vocab) = p;
+        g[t] -= e.scale;
     }
 };
 /// Runs the gradient with the row form on the CPU backend, the element form elsewhere.
 template <bool Accumulate, class T, class B>
 void cross_entropy_grad_run(const tensor<T, B>& logits, const tensor<std::int32_t, B>& targets, const tensor<T, B>& lse,
                             T* dlogits, T scale) {
-    const index_t vocab = logits.dim(-1);
-    if constexpr (std::is_same<B, backend::cpu>::value)
-        B::parallel_for(targets.size(), cross_entropy_grad_row<T, Accumulate>{logits.data(), targets.data(), lse.data(), dlogits, vocab, scale});
-    else
-        B::parallel_for(logits.size(), cross_entropy_grad<T, Accumulate>{logits.data(), targets.data(), lse.data(), dlogits, vocab, scale});
+    const cross_entropy_grad<T, Accumulate> e{logits.data(), targets.data(), lse.data(), dlogits, logits.dim(-1), scale};
+    if constexpr (std::is_same<B, backend::cpu>::value) B::parallel_for(targets.size(), cross_entropy_grad_row<T, Accumulate>{e});
+    else B::parallel_for(logits.size(), e);
 }
 
 template <class T, class B>
