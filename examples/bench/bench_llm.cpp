@@ -3,9 +3,12 @@
 //   train:   forward + backward + AdamW, tokens/s
 //   prefill: one batched forward of the batch, tokens/s
 //   decode:  single-stream greedy generation with the KV cache, tokens/s
+// Decode also reports the rate at which it reads the weights (GB/s); --mode bandwidth is a
+// STREAM-style read probe, the ceiling of batch-1 decoding.
 // Prints one JSON line; examples/bench/llm_vs_torch.py runs PyTorch on the same config and
 // threads in the same run and writes the table. Peak RSS is measured by the driver.
-//   bench_llm --mode train|prefill|decode [--steps N] [--batch B] [--seq T] [--layers L]
+//   bench_llm --mode train|prefill|decode|bandwidth [--steps N] [--batch B] [--seq T] [--layers L]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -17,6 +20,34 @@
 #include <vila/optim/adamw.hpp>
 
 using namespace vila;
+
+namespace {
+/// STREAM-style read bandwidth, GB/s: the threads sum a 1 GiB array (far beyond the caches) with
+/// 16 lanes each, best of 3. Batch-1 decoding reads every weight once per token, so this is its
+/// ceiling.
+double read_bandwidth_gbps() {
+    const index_t n = index_t(1) << 28;  // own process (--mode bandwidth): not in decode's peak RSS
+    std::vector<float> a(std::size_t(n), 1.0f);
+    double best = 0;
+    volatile float sink = 0;
+    for (int run = 0; run < 3; ++run) {
+        float total = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (index_t blk = 0; blk < n / 4096; ++blk) {
+            float acc[16] = {};
+            const float* p = a.data() + blk * 4096;
+            for (index_t i = 0; i < 4096; i += 16)
+                for (int l = 0; l < 16; ++l) acc[l] += p[i + l];
+            for (float x : acc) total += x;
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        sink = sink + total;
+        best = std::max(best, double(n) * sizeof(float) / s * 1e-9);
+    }
+    return best;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
     std::string mode = "train";
@@ -31,6 +62,10 @@ int main(int argc, char** argv) {
         else if (a == "--layers") L = std::stol(v);
     }
     tune_allocator();
+    if (mode == "bandwidth") {
+        std::printf("{\"mode\": \"bandwidth\", \"threads\": %d, \"read_gbps\": %.1f}\n", num_threads(), read_bandwidth_gbps());
+        return 0;
+    }
     llm::llama_config c;
     c.hidden_size = 512;
     c.intermediate_size = 1376;
@@ -99,8 +134,15 @@ int main(int argc, char** argv) {
                              double(B) * double(c.num_attention_heads) * double(T) * double(T);
     const double acts = double(L) * per_layer + BT * (2.0 * double(c.hidden_size) + double(c.vocab_size));
     const double analytic_mb = (mode == "train" ? (4 * P + acts) : (P + acts)) * 4 / (1024.0 * 1024.0);
+    std::string extra;
+    if (mode == "decode") {  // bytes read per token: every weight but the embedding table (one row of it)
+        const double weight_bytes = double(m.parameter_count() - c.vocab_size * c.hidden_size) * sizeof(float);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ", \"weight_gbps\": %.1f", weight_bytes * tokens / best * 1e-9);
+        extra = buf;
+    }
     std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"gflops\": %.1f, "
-                "\"gflop_per_step\": %.1f, \"analytic_mb\": %.0f}\n",
-                mode.c_str(), num_threads(), best, tokens / best, flops / best * 1e-9, flops * 1e-9, analytic_mb);
+                "\"gflop_per_step\": %.1f, \"analytic_mb\": %.0f%s}\n",
+                mode.c_str(), num_threads(), best, tokens / best, flops / best * 1e-9, flops * 1e-9, analytic_mb, extra.c_str());
     return 0;
 }

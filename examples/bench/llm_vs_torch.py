@@ -7,8 +7,9 @@
 Config (the issue's): width 512, 8 layers, 8 heads, SwiGLU 1376, vocab 32000, batch 8 x 256,
 fp32. Modes: train (forward + backward + AdamW), prefill (one forward of the batch), decode
 (greedy, KV cache, 64 tokens after a 16-token prompt, batch 1). Each side runs in its own
-process with OMP_WAIT_POLICY=PASSIVE and OpenBLAS's thread timeout (the tuned settings of
-REFERENCE.md section 7), best of N, and reports peak RSS. Prints a Markdown table.
+process, at the better of two OpenMP wait policies (tuned_env.py: PASSIVE with OpenBLAS's thread
+timeout, REFERENCE.md section 7's tuned settings, or no wait setting), best of N, and reports
+peak RSS. Prints a Markdown table.
 """
 import argparse
 import json
@@ -16,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from tuned_env import tuned_env
+from tuned_env import best_of_policies, tuned_env
 
 TORCH = r"""
 import json, sys, time, resource, torch
@@ -60,10 +61,13 @@ print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": tokens / best})
 
 
 def timed(cmd, threads):
-    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads), check=True, capture_output=True, text=True)
-    res = json.loads(r.stdout.strip().splitlines()[-1])
-    res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
-    return res
+    def once(policy):
+        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads, policy), check=True, capture_output=True,
+                           text=True)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
+        return res
+    return best_of_policies(once, "tokens_per_s")
 
 
 def main():
@@ -74,17 +78,26 @@ def main():
     a = ap.parse_args()
     benches = a.bench or ["build/test/examples/bench/bench_llm"]
     print("| mode | vila build | vila tokens/s | PyTorch tokens/s | ratio | vila GFLOP/s (GFLOP/step) | vila peak RSS MB "
-          "(analytic need, ratio) | PyTorch peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+          "(analytic need, ratio) | PyTorch peak RSS MB | OpenMP wait (vila / PyTorch) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    decode_rows = []
     for mode in ("train", "prefill", "decode"):
         t = timed([sys.executable, "-c", TORCH, mode, str(a.steps), str(a.threads)], a.threads)
         for b in benches:
             v = timed([b, "--mode", mode, "--steps", str(a.steps)], a.threads)
-            print("| %s | %s | %.1f | %.1f | %.2f | %.1f (%.1f) | %.0f (%.0f, %.2fx) | %.0f |" % (
+            if mode == "decode":
+                decode_rows.append((b, v))
+            print("| %s | %s | %.1f | %.1f | %.2f | %.1f (%.1f) | %.0f (%.0f, %.2fx) | %.0f | %s / %s |" % (
                 mode, os.path.basename(b), v["tokens_per_s"], t["tokens_per_s"], v["tokens_per_s"] / t["tokens_per_s"],
                 v["gflops"], v["gflop_per_step"], v["peak_rss_mb"], v["analytic_mb"], v["peak_rss_mb"] / v["analytic_mb"],
-                t["peak_rss_mb"]))
+                t["peak_rss_mb"], v["policy"], t["policy"]))
             sys.stdout.flush()
+    # decode reads every weight once per token: its ceiling is the machine's read bandwidth
+    bw = best_of_policies(lambda p: json.loads(subprocess.run([benches[0], "--mode", "bandwidth"], env=tuned_env(a.threads, p), check=True,
+                                                              capture_output=True, text=True).stdout.strip().splitlines()[-1]), "read_gbps")
+    print("\nread bandwidth (STREAM-style probe, %d threads): %.1f GB/s" % (a.threads, bw["read_gbps"]))
+    for b, v in decode_rows:
+        print("%s decode reads the weights at %.1f GB/s: %.0f%% of it" % (os.path.basename(b), v["weight_gbps"], 100 * v["weight_gbps"] / bw["read_gbps"]))
 
 
 if __name__ == "__main__":

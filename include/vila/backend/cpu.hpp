@@ -106,6 +106,30 @@ struct cpu {
         return static_cast<T>(total);
     }
 
+    /// y[n] = alpha dot(W[n, :K], x) + beta y[n] for n < N (W row-major with stride ldw): every
+    /// output a contiguous row, the rows split across the threads. Batch-1 decoding is this
+    /// product in every layer, bound by reading W once; BLAS's sgemv through Eigen and Eigen's own
+    /// (one thread) both left bandwidth unused. Each dot sums 16 lanes in a fixed order.
+    template <class T>
+    static void gemv_rows(index_t N, index_t K, T alpha, const T* W, index_t ldw, const T* x, T beta, T* y) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (N * K >= 65536)
+#endif
+        for (index_t n = 0; n < N; ++n) {
+            const T* w = W + n * ldw;
+            T acc[16] = {};
+            index_t k = 0;
+            for (; k + 16 <= K; k += 16)
+                for (int l = 0; l < 16; ++l) acc[l] += w[k + l] * x[k + l];
+            T tail = 0;
+            for (; k < K; ++k) tail += w[k] * x[k];
+            for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
+            for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
+            const T dot = (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail;
+            y[n] = alpha * dot + (beta == T(0) ? T(0) : beta * y[n]);
+        }
+    }
+
     /// Row-major GEMM through Eigen (which calls BLAS when EIGEN_USE_BLAS is defined).
     template <class T>
     static void gemm(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* A,
@@ -114,6 +138,10 @@ struct cpu {
         using cmap = Eigen::Map<const mat, Eigen::Unaligned, Eigen::OuterStride<>>;
         Eigen::Map<mat, Eigen::Unaligned, Eigen::OuterStride<>> c(C, M, N, Eigen::OuterStride<>(ldc));
         if (M == 0 || N == 0) return;
+        if (M == 1 && !ta && tb && K > 0) {  // y = x W^T of one row: decoding's products
+            gemv_rows(N, K, alpha, B, ldb, A, beta, C);
+            return;
+        }
         if (beta == T(0)) c.setZero();
         else if (beta != T(1)) c *= beta;
         if (K == 0) return;
