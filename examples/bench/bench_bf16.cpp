@@ -23,21 +23,9 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vila/vila.hpp>
 
-namespace {
+#include "median_time.hpp"
 
-template <class F>
-double median_seconds(F&& f, double budget) {
-    f();  // warm-up: page faults, packing buffers, oneDNN's JIT
-    std::vector<double> t;
-    const auto start = std::chrono::steady_clock::now();
-    while (t.size() < 5 || (t.size() < 200 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < budget)) {
-        const auto a = std::chrono::steady_clock::now();
-        f();
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+namespace {
 
 constexpr long probe_iters = 100'000'000;  // ~0.4 s per probe at full speed
 
@@ -147,7 +135,7 @@ int main(int argc, char** argv) {
             gen.fill_uniform(x, -1, 1);
             gen.fill_uniform(w, -1, 1);
             const double flop = 2.0 * double(s.M) * double(s.N) * double(s.K);
-            const double t32 = median_seconds([&] {
+            const double t32 = bench::median_seconds([&] {
                 vila::backend::cpu::gemm(false, true, s.M, s.N, s.K, 1.0f, x.data(), s.K, w.data(), s.K, 0.0f, y.data(), s.N);
             }, seconds);
             std::vector<std::uint16_t> xb(std::size_t(s.M * s.K)), wb(std::size_t(s.N * s.K));
@@ -159,7 +147,7 @@ int main(int argc, char** argv) {
                 yd({s.M, s.N}, dt::f32, tag::ab);  // W^T as a [K, N] view of W [N, K]: format "ba"
             const dnnl::matmul mm(dnnl::matmul::primitive_desc(dnnl::matmul::desc(xd, wd, yd), eng));
             dnnl::memory xm(xd, eng, xb.data()), wm(wd, eng, wb.data()), ym(yd, eng, y.data());
-            const double t16 = median_seconds([&] {
+            const double t16 = bench::median_seconds([&] {
                 mm.execute(st, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
                 st.wait();
             }, seconds);

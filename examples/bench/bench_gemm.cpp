@@ -19,26 +19,14 @@
 #include <cblas-openblas.h>
 #include <vila/vila.hpp>
 
+#include "median_time.hpp"
+
 extern "C" void openblas_set_num_threads(int);
 
 namespace {
 struct shape {
     vila::index_t M, K, N;
 };
-
-template <class F>
-double median_seconds(F&& f, double budget) {
-    f();  // warm-up: page faults, packing buffers
-    std::vector<double> t;
-    const auto start = std::chrono::steady_clock::now();
-    while (t.size() < 5 || (t.size() < 200 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < budget)) {
-        const auto a = std::chrono::steady_clock::now();
-        f();
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,11 +58,11 @@ int main(int argc, char** argv) {
             gen.fill_uniform(a, -1, 1);
             gen.fill_uniform(b, -1, 1);
             const double flop = 2.0 * double(s.M) * double(s.N) * double(s.K);
-            const double t_vila = median_seconds([&] {
+            const double t_vila = bench::median_seconds([&] {
                 vila::backend::cpu::gemm(false, false, s.M, s.N, s.K, 1.0f, a.data(), s.K, b.data(), s.N, 0.0f,
                                          c.data(), s.N);
             }, seconds);
-            const double t_blas = median_seconds([&] {
+            const double t_blas = bench::median_seconds([&] {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(s.M), int(s.N), int(s.K), 1.0f, a.data(),
                             int(s.K), b.data(), int(s.N), 0.0f, c.data(), int(s.N));
             }, seconds);

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from tuned_env import best_of_policies, tuned_env
+from tuned_env import best_of_policies, timed, tuned_env
 
 TORCH = r"""
 import json, sys, time, resource, torch
@@ -58,16 +58,6 @@ else:
     tokens = 64
 print(json.dumps({"mode": mode, "seconds": best, "tokens_per_s": tokens / best}))
 """
-
-
-def timed(cmd, threads):
-    def once(policy):
-        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads, policy), check=True, capture_output=True,
-                           text=True)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
-        return res
-    return best_of_policies(once, "tokens_per_s")
 
 
 def main():

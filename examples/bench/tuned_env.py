@@ -7,7 +7,9 @@ briefly between parallel regions, which batch-1 decoding with ~100 short regions
 needs), and the faster of the two is reported with its policy. OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE are unset in every benchmark process (this machine's environment pins
 OpenBLAS to half-speed AVX2 kernels)."""
+import json
 import os
+import subprocess
 
 POLICIES = ("passive", "default")
 
@@ -35,3 +37,15 @@ def best_of_policies(run, key):
         if best is None or r[key] > best[key]:
             best = r
     return best
+
+
+def timed(cmd, threads):
+    """Runs a benchmark command (one JSON line out) under both policies; the faster result, with
+    the process's peak RSS in MB (GNU time's %M)."""
+    def once(policy):
+        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads, policy), check=True, capture_output=True,
+                           text=True)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
+        return res
+    return best_of_policies(once, "tokens_per_s")

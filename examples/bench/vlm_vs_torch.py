@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 
-from tuned_env import best_of_policies, tuned_env
+from tuned_env import best_of_policies, timed, tuned_env
 
 TORCH = r"""
 import json, sys, time, torch
@@ -97,16 +97,6 @@ def run(cmd, threads, key):
         r = subprocess.run(cmd, env=tuned_env(threads, policy), check=True, capture_output=True, text=True)
         return json.loads(r.stdout.strip().splitlines()[-1])
     return best_of_policies(once, key)
-
-
-def timed(cmd, threads):
-    def once(policy):
-        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=tuned_env(threads, policy), check=True, capture_output=True,
-                           text=True)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        res["peak_rss_mb"] = int(r.stderr.strip().splitlines()[-1]) / 1024
-        return res
-    return best_of_policies(once, "tokens_per_s")
 
 
 def train_table(benches, steps, threads):

@@ -84,6 +84,14 @@ struct cpu {
         for (index_t i = 0; i < n; ++i) f(i);
     }
 
+    /// f(begin, end) over [0, n) in chunks of 16384 spread across the threads: the form of
+    /// elementwise kernels written as Eigen array expressions (vectorised exp, sqrt, ...).
+    template <class F>
+    static void parallel_chunks(index_t n, const F& f) {
+        constexpr index_t chunk = 16384;
+        parallel_for((n + chunk - 1) / chunk, [&](index_t c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
+    }
+
     /// Sum in double over fixed chunks of 4096, added in chunk order: the result depends on
     /// neither the thread count nor thread timing (an OpenMP reduction combines partial sums in
     /// whatever order threads finish, which would make resumed training differ in the last bit).

@@ -126,12 +126,6 @@ struct has_array_form : std::false_type {};
 template <class Act>
 struct has_array_form<Act, std::void_t<decltype(Act::array(std::declval<Eigen::ArrayXf>()))>> : std::true_type {};
 
-/// f(begin, end) over [0, n) in chunks spread across the CPU backend's threads.
-template <class F>
-void cpu_chunks(index_t n, const F& f) {
-    const index_t chunk = 16384, count = (n + chunk - 1) / chunk;
-    backend::cpu::parallel_for(count, [&](index_t c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
-}
 template <class T>
 using array_map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T>
@@ -143,7 +137,7 @@ template <class Act, class T, class B>
 void activation_forward(const tensor<T, B>& x, tensor<T, B>& y) {
     y.ensure_shape(x.shape());
     if constexpr (std::is_same<B, backend::cpu>::value && detail::has_array_form<Act>::value) {
-        detail::cpu_chunks(x.size(), [&](index_t b, index_t e) {
+        backend::cpu::parallel_chunks(x.size(), [&](index_t b, index_t e) {
             detail::array_map<T>(y.data() + b, e - b) = Act::array(detail::const_array_map<T>(x.data() + b, e - b));
         });
     } else {
@@ -166,7 +160,7 @@ void swiglu_forward(const tensor<T, B>& gate, const tensor<T, B>& up, tensor<T, 
                  "must have the same shape");
     y.ensure_shape(gate.shape());
     if constexpr (std::is_same<B, backend::cpu>::value) {
-        detail::cpu_chunks(gate.size(), [&](index_t b, index_t e) {
+        backend::cpu::parallel_chunks(gate.size(), [&](index_t b, index_t e) {
             detail::array_map<T>(y.data() + b, e - b) =
                 silu::array(detail::const_array_map<T>(gate.data() + b, e - b)) * detail::const_array_map<T>(up.data() + b, e - b);
         });
@@ -184,7 +178,7 @@ void swiglu_backward(const tensor<T, B>& gate, const tensor<T, B>& up, const ten
     if (dgate) check_shape(where, "dgate", dgate->shape(), gate.shape());
     if (dup) check_shape(where, "dup", dup->shape(), up.shape());
     if constexpr (std::is_same<B, backend::cpu>::value) {  // the sigmoid once, as vectorised arrays
-        detail::cpu_chunks(gate.size(), [&](index_t b, index_t e) {
+        backend::cpu::parallel_chunks(gate.size(), [&](index_t b, index_t e) {
             const auto g = detail::const_array_map<T>(gate.data() + b, e - b);
             const auto d = detail::const_array_map<T>(dy.data() + b, e - b);
             const Eigen::Array<T, Eigen::Dynamic, 1> sig = T(1) / (T(1) + (-g).exp());

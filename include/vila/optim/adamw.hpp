@@ -45,24 +45,18 @@ struct adamw_update {
     }
 };
 
-/// The same update over chunks of 16384 elements as Eigen arrays (the CPU backend's form): the
-/// per-index functor does not vectorise (p, m and v might alias), and the update is 5% of a
-/// training step; vectorised, it runs near memory bandwidth. Same operations in the same order.
+/// The same update on elements [b, e) as Eigen arrays (the CPU backend's form): the per-index
+/// functor does not vectorise (p, m and v might alias), and the update is 5% of a training step;
+/// vectorised, it runs near memory bandwidth. Same operations in the same order.
 template <class T>
-struct adamw_update_chunk {
-    static constexpr index_t chunk = 16384;
-    adamw_update<T> u;
-    index_t n;
-    void operator()(index_t c) const {
-        using array = Eigen::Array<T, Eigen::Dynamic, 1>;
-        const index_t b = c * chunk, len = n - b < chunk ? n - b : chunk;
-        Eigen::Map<array> p(u.p + b, len), m(u.m + b, len), v(u.v + b, len);
-        const Eigen::Map<const array> g(u.g + b, len);
-        m = u.b1 * m + (T(1) - u.b1) * g;
-        v = u.b2 * v + (T(1) - u.b2) * g * g;
-        p = p * (T(1) - u.lr * u.decay) - (u.lr / u.c1) * m / (v.sqrt() / u.c2 + u.eps);
-    }
-};
+void adamw_update_range(const adamw_update<T>& u, index_t b, index_t e) {
+    using array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    Eigen::Map<array> p(u.p + b, e - b), m(u.m + b, e - b), v(u.v + b, e - b);
+    const Eigen::Map<const array> g(u.g + b, e - b);
+    m = u.b1 * m + (T(1) - u.b1) * g;
+    v = u.b2 * v + (T(1) - u.b2) * g * g;
+    p = p * (T(1) - u.lr * u.decay) - (u.lr / u.c1) * m / (v.sqrt() / u.c2 + u.eps);
+}
 
 /// Throws unless p can be updated (trainable, gradient shaped like the value).
 template <class T, class B>
@@ -90,12 +84,10 @@ public:
         const detail::adamw_update<T> u{p.value.data(), p.grad.data(), s.buffers[0].data(), s.buffers[1].data(),
                                         T(lr), T(opt_.beta1), T(opt_.beta2), T(opt_.eps), T(weight_decay), c1, c2};
         const index_t n = p.value.size();
-        if constexpr (std::is_same<B, backend::cpu>::value) {
-            constexpr index_t chunk = detail::adamw_update_chunk<T>::chunk;
-            B::parallel_for((n + chunk - 1) / chunk, detail::adamw_update_chunk<T>{u, n});
-        } else {
+        if constexpr (std::is_same<B, backend::cpu>::value)
+            B::parallel_chunks(n, [&](index_t b, index_t e) { detail::adamw_update_range(u, b, e); });
+        else
             B::parallel_for(n, u);
-        }
     }
     /// Updates every trainable parameter of `model` at rate lr (< 0: options().lr) with the
     /// options' weight decay where options().decay allows.
