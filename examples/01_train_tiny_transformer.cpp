@@ -59,7 +59,7 @@ struct tiny_lm {
     }
 
     // Activations and their gradients, allocated once and reused every step.
-    tf h0, n1, q, k, v, qr, kr, a, probs, o, h1, n2, g, u, m, d, h2, n3, logits, lse;
+    tf h0, n1, q, k, v, qr, kr, a, attn_lse, o, h1, n2, g, u, m, d, h2, n3, logits, lse;
     tf dlogits, dn3, dh2, dd, dm, dg, du, dn2, dh1, dout, da, dqr, dkr, dq, dk, dv, dn1, dh0;
     nn::embedding<float>::cache c_embed;
     nn::rms_norm<float>::cache c_n1, c_n2, c_nf;
@@ -73,7 +73,7 @@ struct tiny_lm {
         wv.forward(n1, v, &c_v);
         nn::rope_forward(q, pos, inv_freq, qr);
         nn::rope_forward(k, pos, inv_freq, kr);
-        nn::attention_forward(attn, qr, kr, v, (const ti*)nullptr, a, probs);  // [B, T, H*Dh]
+        nn::attention_forward(attn, qr, kr, v, (const ti*)nullptr, a, attn_lse);  // [B, T, H*Dh]
         wo.forward(a, o, &c_o);                               // [B, T, D]
         nn::residual_forward(h0, o, h1);
         norm2.forward(h1, n2, c_n2);
@@ -103,7 +103,7 @@ struct tiny_lm {
         norm2.backward(c_n2, dn2, &dh1);
         nn::residual_backward(dh1, &dh0, &dout);              // h1 = h0 + o
         wo.backward(c_o, dout, &da);
-        nn::attention_backward(attn, qr, kr, v, (const ti*)nullptr, probs, da, &dqr, &dkr, &dv);
+        nn::attention_backward(attn, qr, kr, v, (const ti*)nullptr, a, attn_lse, da, &dqr, &dkr, &dv);
         nn::rope_backward(dqr, pos, inv_freq, dq);
         nn::rope_backward(dkr, pos, inv_freq, dk);
         wq.backward(c_q, dq, &dn1);

@@ -128,10 +128,10 @@ int main(int argc, char** argv) {
     const double flops = (mode == "train" ? 3 : 1) * fwd_flops_per_token * tokens;
     // Analytic memory of a training step: weights, gradients, two Adam moments, and the
     // activations backward reads (per layer n1, qr, kr, v, a, h1, n2, out [D each], g, u, m [F each],
-    // probs [H, T, T] per sequence; plus the embedding output, final norm output and logits).
+    // attention's lse [H, T] per sequence; plus the embedding output, final norm output and logits).
     const double P = double(m.parameter_count()), BT = double(B * T);
     const double per_layer = BT * (8.0 * double(c.hidden_size) + 3.0 * double(c.intermediate_size)) +
-                             double(B) * double(c.num_attention_heads) * double(T) * double(T);
+                             double(B) * double(c.num_attention_heads) * double(T);
     const double acts = double(L) * per_layer + BT * (2.0 * double(c.hidden_size) + double(c.vocab_size));
     const double analytic_mb = (mode == "train" ? (4 * P + acts) : (P + acts)) * 4 / (1024.0 * 1024.0);
     std::string extra;

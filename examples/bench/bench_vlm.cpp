@@ -129,10 +129,10 @@ int main(int argc, char** argv) {
         // ones; the LLM's activations as bench_llm counts them, the splice's input embeddings and
         // their gradient; the vision tower's activations only when its backward runs.
         const double T = double(text + F), BT = double(B) * T, D = double(c.hidden_size), Fd = double(c.intermediate_size);
-        const double llm_layer = BT * (8 * D + 3 * Fd) + double(B) * double(c.num_attention_heads) * T * T;
+        const double llm_layer = BT * (8 * D + 3 * Fd) + double(B) * double(c.num_attention_heads) * T;
         const double llm_acts = double(c.num_hidden_layers) * llm_layer + BT * (2 * D + double(c.vocab_size)) + 2 * BT * D;
         const double Lv = double(m.vision.tokens()), Dv = double(vc.hidden_size), Fv = double(vc.intermediate_size);
-        const double vit_layer = double(B) * Lv * (8 * Dv + 2 * Fv) + double(B) * double(vc.num_attention_heads) * Lv * Lv;
+        const double vit_layer = double(B) * Lv * (8 * Dv + 2 * Fv) + double(B) * double(vc.num_attention_heads) * Lv;
         const double vit_acts = mode == "train_all" ? double(m.vision.layers_run()) * vit_layer : 0;
         const double analytic_mb = (all + 3 * trainable + llm_acts + vit_acts) * 4 / (1024.0 * 1024.0);
         std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"trainable\": %.0f, "

@@ -26,7 +26,19 @@ TEST_CASE("KV-cache decoding equals the full forward within 1e-5") {
         llm::kv_cache<float> cache(model.config, index_t(all.size()));
         llm::cached_runner<float, backend::cpu> runner(model);
         const index_t V = model.config.vocab_size;
-        runner.forward(tensor<std::int32_t>::from_host({1, index_t(prompt.size())}, prompt), cache);
+        const auto prefill = runner.forward(tensor<std::int32_t>::from_host({1, index_t(prompt.size())}, prompt), cache).to_host();
+        {  // last_only: the prompt's last row alone, equal to the full prefill's last row
+            llm::kv_cache<float> c2(model.config, index_t(all.size()));
+            llm::cached_runner<float, backend::cpu> r2(model);
+            const auto& last = r2.forward(tensor<std::int32_t>::from_host({1, index_t(prompt.size())}, prompt), c2, true);
+            REQUIRE(last.shape() == shape_t{1, 1, V});
+            const auto lh = last.to_host();
+            double worst = 0;  // one row through the GEMV, T rows through the GEMM: rounding differs
+            for (index_t v = 0; v < V; ++v)
+                worst = std::max(worst, double(std::abs(lh[std::size_t(v)] - prefill[std::size_t((index_t(prompt.size()) - 1) * V + v)])));
+            CHECK(worst <= 1e-5);
+            CHECK(c2.size() == index_t(prompt.size()));
+        }
         for (std::size_t t = prompt.size(); t < all.size(); ++t) {
             const auto step = runner.forward(tensor<std::int32_t>::from_host({1, 1}, {all[t]}), cache).to_host();
             double worst = 0;

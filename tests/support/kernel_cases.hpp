@@ -107,11 +107,11 @@ tensor<T, B> run_case(const kernel_case<T, B>& c, const tensor<T, B>* dy = nullp
         cfg.kv_heads = c.attrs.at("kv_heads");
         cfg.head_dim = c.attrs.at("head_dim");
         cfg.causal = c.attrs.at("causal");
-        tensor<T, B> probs;
+        tensor<T, B> lse;
         const auto* mask = c.int_or_null("key_mask");
-        nn::attention_forward(cfg, c.x("q"), c.x("k"), c.x("v"), mask, y, probs);
+        nn::attention_forward(cfg, c.x("q"), c.x("k"), c.x("v"), mask, y, lse);
         if (dy)
-            nn::attention_backward(cfg, c.x("q"), c.x("k"), c.x("v"), mask, probs, *dy, grad("q"), grad("k"), grad("v"));
+            nn::attention_backward(cfg, c.x("q"), c.x("k"), c.x("v"), mask, y, lse, *dy, grad("q"), grad("k"), grad("v"));
     } else if (op == "cross_entropy") {
         tensor<T, B> lse;
         const auto res = nn::cross_entropy_forward(c.x("logits"), c.ints.at("targets"), lse);

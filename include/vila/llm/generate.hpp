@@ -51,7 +51,9 @@ private:
 };
 
 /// Runs ids [1, T] (or input embeddings [1, T, D]: a VLM's spliced prompt) through the model,
-/// using and extending the cache; returns logits [1, T, V]. Each layer is the model's own
+/// using and extending the cache; returns logits [1, T, V], or with `last_only` [1, 1, V] of the
+/// last position: what generation samples from (a 256-token prompt's other 255 rows of the
+/// vocabulary product were a quarter of the benchmark model's prefill). Each layer is the model's own
 /// llama::layer_forward with a kv_slot; two scratch activations alternate between layers, so
 /// inference keeps no per-layer training activations.
 template <class T, class B>
@@ -60,19 +62,19 @@ public:
     using model_t = llama<T, B>;
     explicit cached_runner(const model_t& m) : m_(m) {}
 
-    const tensor<T, B>& forward(const tensor<std::int32_t, B>& ids, kv_cache<T, B>& cache) {
+    const tensor<T, B>& forward(const tensor<std::int32_t, B>& ids, kv_cache<T, B>& cache, bool last_only = false) {
         check_shape("vila::llm::generate", "ids", ids.shape(), {1, any});
         nn::embedding_forward(ids, m_.embed_tokens.weight.value, h_);
-        return run(cache);
+        return run(cache, last_only);
     }
-    const tensor<T, B>& forward_embeddings(const tensor<T, B>& embeds, kv_cache<T, B>& cache) {
+    const tensor<T, B>& forward_embeddings(const tensor<T, B>& embeds, kv_cache<T, B>& cache, bool last_only = false) {
         check_shape("vila::llm::generate", "input embeddings", embeds.shape(), {1, any, m_.config.hidden_size});
         h_ = embeds;
-        return run(cache);
+        return run(cache, last_only);
     }
 
 private:
-    const tensor<T, B>& run(kv_cache<T, B>& cache) {
+    const tensor<T, B>& run(kv_cache<T, B>& cache, bool last_only) {
         const index_t Tn = h_.dim(1), start = cache.size();
         if (start + Tn > cache.capacity())
             throw error("vila::llm::generate: " + std::to_string(start + Tn) + " tokens exceed the KV cache's " +
@@ -89,6 +91,12 @@ private:
             h = &A.out;
         }
         cache.advance(Tn);
+        if (last_only && Tn > 1) {
+            const index_t D = h->dim(2);
+            last_.ensure_shape({1, 1, D});
+            B::parallel_for(D, detail::copy_rows<T>{h->data() + (Tn - 1) * D, last_.data(), D, 0});
+            h = &last_;
+        }
         m_.head_forward(*h, normed_, c_norm_, c_head_, logits_);
         return logits_;
     }
@@ -96,7 +104,7 @@ private:
     const model_t& m_;
     tensor<std::int32_t, B> pos_;
     nn::rope_table<T, B> rope_;
-    tensor<T, B> h_, normed_, logits_;
+    tensor<T, B> h_, last_, normed_, logits_;
     typename model_t::layer_activations acts_[2];
     typename model_t::layer_scratch scratch_;
     typename nn::rms_norm<T, B>::cache c_norm_;
@@ -156,7 +164,7 @@ std::vector<std::int32_t> decode(llama<T, B>& model, index_t prompt_tokens, std:
     std::vector<std::int32_t> out;
     tensor<std::int32_t, B> ids;
     for (int step = 0; step < o.max_new_tokens; ++step) {
-        const auto& logits = step == 0 ? prefill(runner, cache) : runner.forward(ids, cache);
+        const auto& logits = step == 0 ? prefill(runner, cache) : runner.forward(ids, cache, true);
         const index_t V = logits.dim(-1), Tn = logits.dim(1);
         const auto all = logits.to_host();
         std::vector<float> last(all.begin() + std::ptrdiff_t((Tn - 1) * V), all.begin() + std::ptrdiff_t(Tn * V));
@@ -183,7 +191,7 @@ std::vector<std::int32_t> generate(llama<T, B>& model, const std::vector<std::in
                         " is outside the vocabulary [0, " + std::to_string(model.config.vocab_size) + ")");
     const auto ids = tensor<std::int32_t, B>::from_host({1, index_t(prompt.size())}, prompt);
     return detail::decode(model, index_t(prompt.size()), prompt, o, on_token,
-                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward(ids, c); });
+                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward(ids, c, true); });
 }
 
 /// Generates after a prompt given as input embeddings [1, T, D] (a VLM's spliced prompt).
@@ -195,7 +203,7 @@ std::vector<std::int32_t> generate_from_embeddings(llama<T, B>& model, const ten
     check_shape("vila::llm::generate", "input embeddings", embeds.shape(), {1, any, model.config.hidden_size});
     if (embeds.dim(1) == 0) throw error("vila::llm::generate: empty prompt");
     return detail::decode(model, embeds.dim(1), context, o, on_token,
-                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward_embeddings(embeds, c); });
+                          [&](cached_runner<T, B>& r, kv_cache<T, B>& c) -> const tensor<T, B>& { return r.forward_embeddings(embeds, c, true); });
 }
 
 }  // namespace vila::llm

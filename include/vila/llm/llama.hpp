@@ -93,7 +93,7 @@ public:
     struct layer_activations {
         typename nn::rms_norm<T, B>::cache c_n1, c_n2;
         typename nn::linear<T, B>::cache c_q, c_k, c_v, c_o, c_gate, c_up, c_down;
-        tensor_t n1, qr, kr, v, a, probs, h1, n2, g, u, m, out;
+        tensor_t n1, qr, kr, v, a, lse, h1, n2, g, u, m, out;
     };
     /// Buffers a layer forward needs but backward does not (shared by all layers).
     struct layer_scratch {
@@ -213,9 +213,9 @@ public:
             const index_t Tn = x.dim(1), width = A.kr.dim(2);
             B::parallel_for(Tn * width, detail::copy_rows<T>{A.kr.data(), kv->k->data(), width, kv->start});
             B::parallel_for(Tn * width, detail::copy_rows<T>{A.v.data(), kv->v->data(), width, kv->start});
-            nn::attention_forward(attention, A.qr, *kv->k, *kv->v, mask, A.a, A.probs, kv->start + Tn);
+            nn::attention_forward(attention, A.qr, *kv->k, *kv->v, mask, A.a, A.lse, kv->start + Tn);
         } else {
-            nn::attention_forward(attention, A.qr, A.kr, A.v, mask, A.a, A.probs);
+            nn::attention_forward(attention, A.qr, A.kr, A.v, mask, A.a, A.lse);
         }
         L.o_proj.forward(A.a, S.o, &A.c_o);  // [B, T, D]
         nn::residual_forward(x, S.o, A.h1);
@@ -397,7 +397,7 @@ private:
         zeroed(g_.dqr, A.qr.shape());
         zeroed(g_.dkr, A.kr.shape());
         zeroed(g_.dv, A.v.shape());
-        nn::attention_backward(attention, A.qr, A.kr, A.v, mask, A.probs, g_.da, &g_.dqr, &g_.dkr, &g_.dv);
+        nn::attention_backward(attention, A.qr, A.kr, A.v, mask, A.a, A.lse, g_.da, &g_.dqr, &g_.dkr, &g_.dv);
         zeroed(g_.dq, A.qr.shape());
         zeroed(g_.dk, A.kr.shape());
         nn::rope_backward(g_.dqr, acts_.rope, g_.dq);

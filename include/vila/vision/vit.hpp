@@ -188,7 +188,7 @@ public:
     struct layer_activations {
         typename nn::layer_norm<T, B>::cache c_ln1, c_ln2;
         typename nn::linear<T, B>::cache c_q, c_k, c_v, c_out, c_fc1, c_fc2;
-        tensor_t n1, qt, kt, vt, a, probs, h1, n2, f1, act, out_h;
+        tensor_t n1, qt, kt, vt, a, lse, h1, n2, f1, act, out_h;
     };
 
     vit_config config;
@@ -360,7 +360,7 @@ private:
         L.q.forward(A.n1, A.qt, &A.c_q);
         L.k.forward(A.n1, A.kt, &A.c_k);
         L.v.forward(A.n1, A.vt, &A.c_v);
-        nn::attention_forward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.a, A.probs);
+        nn::attention_forward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.a, A.lse);
         L.out.forward(A.a, o_, &A.c_out);
         nn::residual_forward(x, o_, A.h1);
         L.ln2.forward(A.h1, A.n2, A.c_ln2);
@@ -379,7 +379,7 @@ private:
         L.ln2.backward(A.c_ln2, dn2, &dh1);
         nn::residual_backward(dh1, &dx, (tensor_t*)nullptr);
         L.out.backward(A.c_out, dh1, &da);
-        nn::attention_backward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.probs, da, &dq, &dk, &dv);
+        nn::attention_backward(attention, A.qt, A.kt, A.vt, (const tensor<std::int32_t, B>*)nullptr, A.a, A.lse, da, &dq, &dk, &dv);
         L.q.backward(A.c_q, dq, &dn1);
         L.k.backward(A.c_k, dk, &dn1);
         L.v.backward(A.c_v, dv, &dn1);
