@@ -8,6 +8,7 @@
 // Prints one JSON line; examples/bench/llm_vs_torch.py runs PyTorch on the same config and
 // threads in the same run and writes the table. Peak RSS is measured by the driver.
 //   bench_llm --mode train|prefill|decode|bandwidth [--steps N] [--batch B] [--seq T] [--layers L]
+//             [--precision fp32|bf16]   (bf16: backend/bf16.hpp; the JSON names the kernel)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
         else if (a == "--batch") B = std::stol(v);
         else if (a == "--seq") T = std::stol(v);
         else if (a == "--layers") L = std::stol(v);
+        else if (a == "--precision") backend::bf16::set_matmul_precision(parse_precision(v));
     }
     tune_allocator();
     if (mode == "bandwidth") {
@@ -141,8 +143,11 @@ int main(int argc, char** argv) {
         std::snprintf(buf, sizeof buf, ", \"weight_gbps\": %.1f", weight_bytes * tokens / best * 1e-9);
         extra = buf;
     }
-    std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"gflops\": %.1f, "
-                "\"gflop_per_step\": %.1f, \"analytic_mb\": %.0f%s}\n",
-                mode.c_str(), num_threads(), best, tokens / best, flops / best * 1e-9, flops * 1e-9, analytic_mb, extra.c_str());
+    const bool bf = backend::bf16::matmul_precision() == precision::bf16;
+    std::printf("{\"mode\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"bf16_kernel\": \"%s\", \"seconds\": %.4f, "
+                "\"tokens_per_s\": %.2f, \"gflops\": %.1f, \"gflop_per_step\": %.1f, \"analytic_mb\": %.0f%s}\n",
+                mode.c_str(), num_threads(), to_string(backend::bf16::matmul_precision()),
+                bf ? (backend::bf16::active_kernel() == backend::bf16::kernel::onednn ? "onednn" : "emulated") : "none", best,
+                tokens / best, flops / best * 1e-9, flops * 1e-9, analytic_mb, extra.c_str());
     return 0;
 }

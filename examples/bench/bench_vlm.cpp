@@ -14,7 +14,7 @@
 //            tokens/s, plus the analytic memory need (docs/performance.md has the formula)
 // Prints one JSON line; examples/bench/vlm_vs_torch.py runs transformers' CLIPVisionModel and
 // LlavaForConditionalGeneration on the same config and threads in the same run.
-//   bench_vlm --mode vit|vit_features|prefill [--steps N] [--images N]
+//   bench_vlm --mode vit|vit_features|prefill [--steps N] [--images N] [--precision fp32|bf16]
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
         if (a == "--mode") mode = v;
         else if (a == "--steps") steps = std::stoi(v);
         else if (a == "--images") images = std::stol(v);
+        else if (a == "--precision") backend::bf16::set_matmul_precision(parse_precision(v));
     }
     tune_allocator();
     const bool training = mode == "train_stage1" || mode == "train_stage2" || mode == "train_all";
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
             if (s) best = std::min(best, secs(a, now()));
         }
         work = double(images);
-        std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"images_per_s\": %.2f}\n", mode.c_str(), num_threads(), best,
+        std::printf("{\"mode\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"seconds\": %.4f, \"images_per_s\": %.2f}\n", mode.c_str(),
+                    num_threads(), to_string(backend::bf16::matmul_precision()), best,
                     work / best);
         return 0;
     }
@@ -135,9 +137,9 @@ int main(int argc, char** argv) {
         const double vit_layer = double(B) * Lv * (8 * Dv + 2 * Fv) + double(B) * double(vc.num_attention_heads) * Lv;
         const double vit_acts = mode == "train_all" ? double(m.vision.layers_run()) * vit_layer : 0;
         const double analytic_mb = (all + 3 * trainable + llm_acts + vit_acts) * 4 / (1024.0 * 1024.0);
-        std::printf("{\"mode\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"trainable\": %.0f, "
+        std::printf("{\"mode\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"trainable\": %.0f, "
                     "\"parameters\": %.0f, \"analytic_mb\": %.0f}\n",
-                    mode.c_str(), num_threads(), best, BT / best, trainable, all, analytic_mb);
+                    mode.c_str(), num_threads(), to_string(backend::bf16::matmul_precision()), best, BT / best, trainable, all, analytic_mb);
         return 0;
     }
     for (int s = 0; s < steps + 1; ++s) {
@@ -146,7 +148,8 @@ int main(int argc, char** argv) {
         if (s) best = std::min(best, secs(a, now()));
     }
     work = double(B * (text + F));
-    std::printf("{\"mode\": \"prefill\", \"threads\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"tokens\": %lld}\n", num_threads(), best,
+    std::printf("{\"mode\": \"prefill\", \"threads\": %d, \"precision\": \"%s\", \"seconds\": %.4f, \"tokens_per_s\": %.2f, \"tokens\": %lld}\n",
+                num_threads(), to_string(backend::bf16::matmul_precision()), best,
                 work / best, (long long)(B * (text + F)));
     return 0;
 }

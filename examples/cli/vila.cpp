@@ -81,7 +81,9 @@ const char* const usage_text =
     "      writes M: the model with its LoRA adapter merged into the weights (loads without PEFT)\n"
     "  logits, generate and perplexity take --adapter A (a PEFT LoRA folder); a model folder holding\n"
     "  adapter_config.json uses its own adapter.\n"
-    "  Every command takes --threads N (default: OMP_NUM_THREADS, else all cores).\n"
+    "  Every command takes --threads N (default: OMP_NUM_THREADS, else all cores) and --precision fp32|bf16\n"
+    "  (bf16: matrix products with bf16 operands and fp32 accumulation, weights and optimizer in fp32;\n"
+    "  oneDNN's AVX512-BF16 kernel where built and supported, else emulated at fp32 speed; default fp32).\n"
     "  PATH is a folder with tokenizer.json (and tokenizer_config.json) or a tokenizer.json file;\n"
     "  NAME (default: the folder's name) is copied into every output line; input defaults to stdin.\n";
 
@@ -516,6 +518,13 @@ int main(int argc, char** argv) {
                     throw usage_error("--threads expects a count from 1 to 1024, got '" + threads + "'");
                 vila::set_num_threads(int(n));
             }
+        }
+        if (const std::string p = a.take("--precision"); !p.empty()) {
+            if (p != "fp32" && p != "bf16") throw usage_error("--precision expects fp32 or bf16, got '" + p + "'");
+            vila::backend::bf16::set_matmul_precision(vila::parse_precision(p));
+            if (p == "bf16")
+                std::fprintf(stderr, "vila: bf16 matrix products through %s\n",
+                             vila::backend::bf16::to_string(vila::backend::bf16::active_kernel()));
         }
         if (cmd == "tokenize") return cmd_tokenize(std::move(a));
         if (cmd == "train-tokenizer") return cmd_train_tokenizer(std::move(a));

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -22,6 +23,7 @@
 #include "../config.hpp"
 #include "../core/shape.hpp"
 #include "../detail/xtensor_compat.hpp"
+#include "bf16.hpp"
 
 namespace vila::backend {
 
@@ -138,18 +140,51 @@ struct cpu {
         }
     }
 
-    /// Row-major GEMM through Eigen (which calls BLAS when EIGEN_USE_BLAS is defined).
+    /// Row-major GEMM: batch-1 rows through gemv_rows; float products in bf16 when the process
+    /// asks for it (backend/bf16.hpp); the rest through Eigen (which calls BLAS when
+    /// EIGEN_USE_BLAS is defined).
     template <class T>
     static void gemm(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* A,
                      index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
-        using mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        using cmap = Eigen::Map<const mat, Eigen::Unaligned, Eigen::OuterStride<>>;
-        Eigen::Map<mat, Eigen::Unaligned, Eigen::OuterStride<>> c(C, M, N, Eigen::OuterStride<>(ldc));
         if (M == 0 || N == 0) return;
         if (M == 1 && !ta && tb && K > 0) {  // y = x W^T of one row: decoding's products
             gemv_rows(N, K, alpha, B, ldb, A, beta, C);
             return;
         }
+        if constexpr (std::is_same<T, float>::value)
+            if (K > 0 && bf16::matmul_precision() == precision::bf16) {
+                gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                return;
+            }
+        gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+
+    /// bf16 operands, fp32 accumulation: oneDNN's kernel, or the emulation (operands rounded to
+    /// bf16 values in fp32 copies, then the fp32 GEMM).
+    static void gemm_bf16(bool ta, bool tb, index_t M, index_t N, index_t K, float alpha, const float* A, index_t lda,
+                          const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+#if defined(VILA_WITH_DNNL)
+        if (bf16::active_kernel() == bf16::kernel::onednn) {
+            bf16::onednn_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+#endif
+        thread_local std::vector<float> a, b;
+        const index_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;  // as stored
+        a.resize(static_cast<std::size_t>(a_rows * a_cols));
+        b.resize(static_cast<std::size_t>(b_rows * b_cols));
+        bf16::detail::pack_rounded(A, a_rows, a_cols, lda, a.data());
+        bf16::detail::pack_rounded(B, b_rows, b_cols, ldb, b.data());
+        gemm_eigen(ta, tb, M, N, K, alpha, a.data(), a_cols, b.data(), b_cols, beta, C, ldc);
+    }
+
+    /// Row-major GEMM through Eigen (BLAS with EIGEN_USE_BLAS).
+    template <class T>
+    static void gemm_eigen(bool ta, bool tb, index_t M, index_t N, index_t K, T alpha, const T* A,
+                           index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+        using mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        using cmap = Eigen::Map<const mat, Eigen::Unaligned, Eigen::OuterStride<>>;
+        Eigen::Map<mat, Eigen::Unaligned, Eigen::OuterStride<>> c(C, M, N, Eigen::OuterStride<>(ldc));
         if (beta == T(0)) c.setZero();
         else if (beta != T(1)) c *= beta;
         if (K == 0) return;
