@@ -50,10 +50,10 @@ T exercise_all_kernels() {
     cfg.heads = 2;
     cfg.kv_heads = 1;
     cfg.head_dim = 4;
-    t k({2, 4, 4}), v({2, 4, 4}), dk({2, 4, 4}), dv({2, 4, 4}), probs;
+    t k({2, 4, 4}), v({2, 4, 4}), dk({2, 4, 4}), dv({2, 4, 4}), lse;
     ti mask = ti::from_host({2, 4}, {1, 1, 1, 0, 1, 1, 1, 1});
-    nn::attention_forward(cfg, x, k, v, &mask, y, probs);
-    nn::attention_backward(cfg, x, k, v, &mask, probs, dy, &dx, &dk, &dv);
+    nn::attention_forward(cfg, x, k, v, &mask, y, lse);
+    nn::attention_backward(cfg, x, k, v, &mask, y, lse, dy, &dx, &dk, &dv);
     ti targets = ti::from_host({2, 4}, {1, 2, nn::ignore_index, 3, 4, 5, 6, 7});
     const auto ce = nn::cross_entropy_forward(x, targets, aux);
     nn::cross_entropy_backward(x, targets, aux, ce.count, T(1), dx);
