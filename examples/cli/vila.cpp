@@ -520,9 +520,12 @@ int main(int argc, char** argv) {
             }
         }
         if (const std::string p = a.take("--precision"); !p.empty()) {
-            if (p != "fp32" && p != "bf16") throw usage_error("--precision expects fp32 or bf16, got '" + p + "'");
-            vila::backend::bf16::set_matmul_precision(vila::parse_precision(p));
-            if (p == "bf16")
+            try {
+                vila::backend::bf16::set_matmul_precision(vila::parse_precision(p));
+            } catch (const vila::error&) {
+                throw usage_error("--precision expects fp32 or bf16, got '" + p + "'");
+            }
+            if (vila::backend::bf16::matmul_precision() == vila::precision::bf16)
                 std::fprintf(stderr, "vila: bf16 matrix products through %s\n",
                              vila::backend::bf16::to_string(vila::backend::bf16::active_kernel()));
         }

@@ -37,7 +37,6 @@
 #include "../backend/cpu.hpp"
 #include "../core/tensor.hpp"
 #include "functors.hpp"
-#include "softmax.hpp"
 
 namespace vila::nn {
 
@@ -237,7 +236,7 @@ struct attention_fused_cpu {
     using cmap = Eigen::Map<const mat, Eigen::Unaligned, Eigen::OuterStride<>>;
     using map = Eigen::Map<mat, Eigen::Unaligned, Eigen::OuterStride<>>;
 
-    const attention_dims& d;
+    attention_dims d;
     const T* q;
     const T* k;
     const T* v;
@@ -257,23 +256,17 @@ struct attention_fused_cpu {
         return cmap(base + (b * d.S_stride + j0) * ks + kvh * d.Dh, n, d.Dh, Eigen::OuterStride<>(ks));
     }
     /// Keys of row i inside the key block [j0, j0 + nk) that are visible are a prefix [0, n) as
-    /// far as causality goes; the padding mask then hides single keys (written as -inf, so the
-    /// running max ignores them, and zeroed after the exponential).
+    /// far as causality goes; the padding mask then hides single keys (set to -inf before the
+    /// running max, so it ignores them, and to 0 after the exponential).
     index_t visible_prefix(index_t i, index_t j0, index_t nk) const {
         const index_t n = d.causal_limit(i) - j0;
         return n < 0 ? 0 : (n < nk ? n : nk);
     }
-    void hide_masked(T* row, index_t b, index_t j0, index_t n) const {
+    void set_masked(T* row, index_t b, index_t j0, index_t n, T value) const {
         if (!mask) return;
         const std::int32_t* mrow = mask + b * d.S_stride + j0;
         for (index_t c = 0; c < n; ++c)
-            if (mrow[c] == 0) row[c] = -std::numeric_limits<T>::infinity();
-    }
-    void zero_masked(T* row, index_t b, index_t j0, index_t n) const {
-        if (!mask) return;
-        const std::int32_t* mrow = mask + b * d.S_stride + j0;
-        for (index_t c = 0; c < n; ++c)
-            if (mrow[c] == 0) row[c] = T(0);
+            if (mrow[c] == 0) row[c] = value;
     }
     /// One past the last key any query of [i0, i0 + nq) sees.
     index_t key_end(index_t i0, index_t nq) const { return d.causal_limit(i0 + nq - 1); }
@@ -296,7 +289,7 @@ struct attention_fused_cpu {
             for (index_t r = 0; r < nq; ++r) {
                 T* row = s_buf + r * nk;
                 const index_t n = visible_prefix(i0 + r, j0, nk);
-                hide_masked(row, b, j0, n);
+                set_masked(row, b, j0, n, -std::numeric_limits<T>::infinity());
                 const T mx = n > 0 ? max_of(row, n) : -std::numeric_limits<T>::infinity();
                 if (!(mx > -std::numeric_limits<T>::infinity())) {  // nothing visible here
                     std::fill(row, row + nk, T(0));
@@ -304,7 +297,7 @@ struct attention_fused_cpu {
                 }
                 const T m_new = std::max(m[r], mx), alpha = std::exp(m[r] - m_new);
                 exp_shifted(row, m_new, row, n);
-                zero_masked(row, b, j0, n);
+                set_masked(row, b, j0, n, T(0));
                 std::fill(row + n, row + nk, T(0));
                 l[r] = l[r] * alpha + lane_sum(row, n, identity_of<T>{});
                 m[r] = m_new;
@@ -358,7 +351,7 @@ struct attention_fused_cpu {
                         T* row = p_buf + r * nk;
                         const index_t n = visible_prefix(i0 + r, j0, nk);
                         exp_shifted(row, lse_h[i0 + r], row, n);
-                        zero_masked(row, b, j0, n);
+                        set_masked(row, b, j0, n, T(0));
                         std::fill(row + n, row + nk, T(0));
                     }
                     if (dv) dv_acc.topRows(nk).noalias() += p.transpose() * gob;
